@@ -1,0 +1,27 @@
+"""cute-gemm: FP8 GEMMs with fine-grained scaling for NVIDIA Hopper, written in the CuTe Python DSL.
+
+Public API::
+
+    fp8_gemm_nt((a, sfa), (b, sfb), d)      # d[m, n] bf16 = (a * sfa) @ (b * sfb)^T
+    per_token_cast_to_fp8, per_block_cast_to_fp8, get_mn_major_tma_aligned_tensor, calc_diff
+    get_num_sms, set_num_sms
+"""
+
+from cute_gemm.api import fp8_gemm_nt
+from cute_gemm.device import get_num_sms, set_num_sms
+from cute_gemm.quant import (
+    calc_diff,
+    get_mn_major_tma_aligned_tensor,
+    per_block_cast_to_fp8,
+    per_token_cast_to_fp8,
+)
+
+__all__ = [
+    "fp8_gemm_nt",
+    "per_token_cast_to_fp8",
+    "per_block_cast_to_fp8",
+    "get_mn_major_tma_aligned_tensor",
+    "calc_diff",
+    "get_num_sms",
+    "set_num_sms",
+]

@@ -1,0 +1,41 @@
+"""Scale-factor layouts.
+
+Global memory (what the torch API hands the kernel):
+
+- SFA ``[m, ceil(k/128)]`` fp32, **M-major** (stride ``(1, m_pad)``) with ``m_pad`` a multiple of 4, so
+  each K-block column starts 16-byte aligned and TMA can load ``BLOCK_M`` scales of one K block in
+  one box. :func:`tma_aligned_rows` gives ``m_pad``.
+- SFB ``[ceil(n/128), ceil(k/128)]`` fp32, K-major; the math warps read the one or two values a tile
+  needs per K block straight from global memory (they are tiny and shared by the whole tile).
+
+Shared memory: SFA travels with A through the pipeline, ``BLOCK_M`` floats per stage
+(:func:`sfa_smem_layout`). The promotion stage reads it through :func:`sfa_as_accumulator`, a
+stride-0 view with the accumulator's shape, so that partitioning it like the accumulator gives every
+thread the scale of the row of each of its accumulator values.
+"""
+
+from __future__ import annotations
+
+import cutlass.cute as cute
+
+TMA_ALIGN_FLOATS = 4
+"""TMA needs 16-byte global strides: 4 fp32."""
+
+
+def tma_aligned_rows(rows: int) -> int:
+    """Rows of an M-major scale tensor padded so each column starts 16-byte aligned."""
+    return (rows + TMA_ALIGN_FLOATS - 1) // TMA_ALIGN_FLOATS * TMA_ALIGN_FLOATS
+
+
+def sfa_smem_layout(block_m: int, stages: int) -> cute.Layout:
+    """SFA pipeline buffer ``(BLOCK_M, 1, stages)``: one K block of row scales per stage."""
+    return cute.make_layout((block_m, 1, stages), stride=(1, 0, block_m))
+
+
+def sfa_as_accumulator(block_m: int, block_n: int, stages: int) -> cute.Layout:
+    """The SFA buffer seen as a ``(BLOCK_M, BLOCK_N, stages)`` tensor: element (m, n) = scale of row m.
+
+    Partition it with the **per-thread** MMA slice (``partition_C``) and index it exactly like the
+    accumulator fragment. (The warpgroup-level slice would give every thread thread 0's rows.)
+    """
+    return cute.make_layout((block_m, block_n, stages), stride=(1, 0, block_m))

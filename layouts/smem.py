@@ -1,0 +1,38 @@
+"""Swizzled shared-memory layouts of the operands and of the epilogue tile.
+
+Call these inside a ``@cute.jit`` function (they build CuTe layouts) and ``print`` the result to see
+them, e.g. an FP8 K-major A stage of 128x128 over 4 stages prints
+``S<3,4,3> o 0 o ((8,16),(128,1),(1,4)):((128,1024),(1,0),(0,16384))``: the 128-byte swizzle atom
+(8 rows of 128 bytes) tiled down M, then along the stage mode.
+"""
+
+from __future__ import annotations
+
+import cutlass
+import cutlass.cute as cute
+import cutlass.utils.hopper_helpers as sm90_utils
+from cutlass.tensor_utils import LayoutEnum
+
+
+def operand_smem_layout(
+    dtype: type[cutlass.Numeric], rows: int, block_k: int, stages: int
+) -> cute.ComposedLayout:
+    """K-major operand tile ``(rows, block_k, stages)`` with the widest swizzle the row allows.
+
+    Used for A (rows = BLOCK_M) and B (rows = BLOCK_N). WGMMA reads these through smem
+    descriptors; TMA writes them with the same swizzle.
+    """
+    atom = cute.nvgpu.warpgroup.make_smem_layout_atom(
+        sm90_utils.get_smem_layout_atom(LayoutEnum.ROW_MAJOR, dtype, block_k), dtype
+    )
+    return cute.tile_to_shape(atom, (rows, block_k, stages), order=(0, 1, 2))
+
+
+def epilogue_smem_layout(
+    dtype: type[cutlass.Numeric], epi_tile: tuple[int, int], stages: int
+) -> cute.ComposedLayout:
+    """N-major D piece ``(epi_m, epi_n, stages)``, swizzled so stmatrix writes avoid bank conflicts."""
+    atom = cute.nvgpu.warpgroup.make_smem_layout_atom(
+        sm90_utils.get_smem_layout_atom(LayoutEnum.ROW_MAJOR, dtype, epi_tile[1]), dtype
+    )
+    return cute.tile_to_shape(atom, (*epi_tile, stages), order=(0, 1, 2))

@@ -1,0 +1,59 @@
+"""Tile shapes and the rules that make a tile legal (plain Python, no DSL needed).
+
+BLOCK_K is always 128: one K tile is exactly one 128-wide scale block, so the promotion stage runs
+once per K tile. BLOCK_M is 64 per math warpgroup (one or two warpgroups). BLOCK_N is a multiple of
+16 (the stmatrix epilogue writes 16-column pieces; WGMMA itself allows steps of 8) and must never
+let a tile touch more than two 128-column scale blocks of B.
+"""
+
+from __future__ import annotations
+
+import math
+
+BLOCK_K = 128
+"""K depth of one tile; equal to the scale-block width so each K tile is promoted once."""
+
+SCALE_BLOCK = 128
+"""Width of a scale block: A has one scale per row per 128 K; B one per 128x128 block."""
+
+ROWS_PER_MATH_WARPGROUP = 64
+"""Each math warpgroup owns 64 rows of the tile (one ``m64nNk32`` WGMMA row block)."""
+
+BLOCK_M_CHOICES = (64, 128)
+BLOCK_N_CHOICES = tuple(range(16, 129, 16)) + (144, 160, 192)
+"""Multiples of 16 up to 128, then the wide tiles that still touch at most two B scale blocks
+(:func:`max_scale_blocks_touched`) and whose two fp32 accumulators (tile and partial) fit in a math
+warpgroup's 232 registers without spilling (256 spills)."""
+
+
+def max_scale_blocks_touched(block_n: int) -> int:
+    """Most 128-column B scale blocks one tile of width ``block_n`` can overlap.
+
+    Tiles start at multiples of ``block_n``, so the start's offset inside a scale block is a multiple
+    of ``gcd(block_n, 128)``; the worst offset is ``128 - gcd``.
+    """
+    worst_offset = SCALE_BLOCK - math.gcd(block_n, SCALE_BLOCK)
+    return math.ceil((worst_offset + block_n) / SCALE_BLOCK)
+
+
+def scale_split_is_static(block_n: int) -> bool:
+    """True when every tile reads one scale block per 128 columns at fixed columns.
+
+    That holds when BLOCK_N divides 128 (a tile never crosses a boundary) or 128 divides BLOCK_N
+    (tiles start on a boundary). Otherwise (112, 144, 160, 192...) the column where the tile crosses
+    into the next scale block depends on the tile and is chosen at run time.
+    """
+    return SCALE_BLOCK % block_n == 0 or block_n % SCALE_BLOCK == 0
+
+
+def check_tile(block_m: int, block_n: int) -> None:
+    """Raise ``ValueError`` unless (block_m, block_n) is a tile the dense kernel supports."""
+    if block_m not in BLOCK_M_CHOICES:
+        raise ValueError(f"block_m must be one of {BLOCK_M_CHOICES}, got {block_m}")
+    if block_n not in BLOCK_N_CHOICES:
+        raise ValueError(f"block_n must be one of {BLOCK_N_CHOICES}, got {block_n}")
+
+
+def epilogue_tile(block_m: int, block_n: int) -> tuple[int, int]:
+    """The (rows, cols) of one epilogue piece written to smem and stored by one TMA store."""
+    return (block_m, 32 if block_n % 32 == 0 else 16)

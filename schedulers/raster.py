@@ -1,0 +1,52 @@
+"""Tile order of the persistent schedule: one function for Python ints and DSL Int32 alike.
+
+A GEMM of ``num_m_blocks x num_n_blocks`` output tiles is walked as follows. CTA ``c`` of a grid of
+``C`` CTAs computes the tiles ``c, c + C, c + 2C, ...`` of the linear order below (tile id =
+iteration * num_ctas + cta id), so the C tiles in flight at any moment are C consecutive tiles.
+
+The linear order is *grouped* for L2 reuse. With ``along_m=True`` the M blocks are cut into bands of
+``group`` consecutive blocks; bands come one after the other, and inside a band the M block moves
+fastest, then the N block::
+
+    along_m=True, group=2, 5 x 3 tiles (m, n):
+    band 0: (0,0) (1,0) (0,1) (1,1) (0,2) (1,2)
+    band 1: (2,0) (3,0) (2,1) (3,1) (2,2) (3,2)
+    band 2: (4,0) (4,1) (4,2)          <- a short last band has fewer M blocks
+
+So tiles in flight share a few M blocks of A (reused from L2 across many N blocks) while B streams.
+``along_m=False`` swaps the roles of M and N.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class GemmKind(enum.IntEnum):
+    """The problem shapes the one scheduler walks."""
+
+    NORMAL = 0
+    """One dense GEMM (or a batch of equal GEMMs)."""
+    M_GROUPED_CONTIGUOUS = 1
+    """Experts stacked along M; each M block belongs to the expert named by ``m_indices``."""
+    M_GROUPED_MASKED = 2
+    """``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert, known only on the device."""
+    K_GROUPED = 3
+    """Experts stacked along K (weight gradients): one output per expert."""
+
+
+def rasterize(tile_idx, num_m_blocks, num_n_blocks, group: int, along_m: bool, minimum=min):
+    """Return ``(m_block, n_block)`` of linear tile ``tile_idx`` in the grouped order above.
+
+    ``minimum`` is ``min`` for Python ints and ``cutlass.min`` for DSL values; everything else is
+    ``//``, ``%``, ``*`` and ``+``, which both understand the same way for non-negative values.
+    """
+    primary, secondary = (num_m_blocks, num_n_blocks) if along_m else (num_n_blocks, num_m_blocks)
+    band_tiles = group * secondary
+    band = tile_idx // band_tiles
+    in_band = tile_idx - band * band_tiles
+    first = band * group
+    width = minimum(primary - first, group)
+    p = first + in_band % width
+    s = in_band // width
+    return (p, s) if along_m else (s, p)

@@ -1,0 +1,71 @@
+"""Numerics of fp8_gemm_nt on the GPU: fresh random data, poisoned outputs, two references."""
+
+import pytest
+import torch
+
+import cute_gemm
+from cute_gemm import calc_diff
+from cute_gemm.jit import GemmConfig
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from cute_gemm.testing import make_fp8_gemm_problem
+from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+
+pytestmark = pytest.mark.gpu
+
+MS = (1, 64, 128, 4096, 4097)
+NKS = ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048),
+       (576, 7168), (264, 1040))
+
+
+@pytest.fixture(autouse=True)
+def _exact_fp32_reference():
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def check(problem, d):
+    assert not torch.isnan(d).any(), "some outputs were not written"
+    assert calc_diff(d, problem.dequantized_reference()) < 1e-5
+    assert calc_diff(d, problem.unquantized_reference()) < 1e-3
+
+
+@pytest.mark.parametrize("n,k", NKS)
+@pytest.mark.parametrize("m", MS)
+def test_deepseek_shapes(m, n, k):
+    p = make_fp8_gemm_problem(m, n, k)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)
+    check(p, p.d)
+
+
+@pytest.mark.parametrize("block_n", BLOCK_N_CHOICES)
+@pytest.mark.parametrize("block_m", BLOCK_M_CHOICES)
+def test_every_tile_with_tails(block_m, block_n):
+    # M, N and K all leave partial tiles; scales span 1e-3..1e3 between blocks.
+    p = make_fp8_gemm_problem(3 * block_m + 5, 5 * 128 + 8 * 3, 128 * 3 + 48, scale_spread=3.0)
+    config = GemmConfig(block_m, block_n, max_stages(block_m, block_n))
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
+    check(p, p.d)
+
+
+@pytest.mark.parametrize("m,n,k", [(4096, 7168, 2048), (129, 2112, 7168), (1, 576, 128)])
+def test_scales_of_very_different_magnitudes(m, n, k):
+    p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)
+    check(p, p.d)
+
+
+def test_few_sms_and_row_major_scales():
+    # Fewer CTAs than tiles (many persistent iterations) and an sfa that needs the transform.
+    p = make_fp8_gemm_problem(1000, 4096, 1024)
+    cute_gemm.set_num_sms(7)
+    try:
+        cute_gemm.fp8_gemm_nt((p.a, p.sfa.contiguous()), (p.b, p.sfb), p.d)
+    finally:
+        cute_gemm.set_num_sms(None)
+    check(p, p.d)
+
+
+def test_deterministic():
+    p = make_fp8_gemm_problem(512, 2048, 4096)
+    first = cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d).clone()
+    again = cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)
+    assert torch.equal(first, again)
