@@ -94,12 +94,12 @@ def fp8_gemm_nt(
         raise ValueError(f"k must be a multiple of 16 (16-byte fp8 rows), got k={k}")
     _check_shape("sfa", sfa, (m, ceil_div(k, SCALE_BLOCK)))
     _check_shape("sfb", sfb, (ceil_div(n, SCALE_BLOCK), ceil_div(k, SCALE_BLOCK)))
-    _check_same_device({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     _check_rows("a", a, 16)
     _check_rows("b", b, 16)
     _check_rows("d", d, 8)
     if sfb.shape[1] > 1 and sfb.stride(1) != 1:
         raise ValueError(f"sfb must have unit stride along its last dim, got strides {sfb.stride()}")
+    _check_same_device({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     _check_no_alias("d", d, {"a": a, "b": b, "sfa": sfa, "sfb": sfb})
     if m == 0 or n == 0:
         return d
