@@ -1,0 +1,51 @@
+"""The peers cute-gemm is measured against, called the way torch exposes them.
+
+- ``cublas_blockwise``: cuBLAS's 1x128/128x128 blockwise-scaled FP8 GEMM (same semantics as ours)
+  through ``torch.nn.functional.scaled_mm``; ``None`` when the installed torch lacks it.
+- ``cublas_per_tensor``: cuBLAS FP8 with one scale per tensor (a simpler problem), ``torch._scaled_mm``.
+- ``torch_bf16``: ``torch.matmul`` in bf16.
+
+Never use these as a correctness reference: cuBLAS's blockwise path is silently wrong on some shapes
+(see docs/notes.md); every peer result is itself checked against our fp32 reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def cublas_blockwise(a, sfa, b, sfb):
+    """A callable computing the blockwise-scaled product with cuBLAS, or None if unsupported."""
+    F = torch.nn.functional
+    if not hasattr(F, "scaled_mm") or not hasattr(F, "ScalingType"):
+        return None
+    sfa_mn = sfa  # [m, k/128] M-major, as ours
+    sfb_t = sfb.t()
+
+    def run():
+        return F.scaled_mm(
+            a, b.t(), sfa_mn, F.ScalingType.BlockWise1x128, sfb_t, F.ScalingType.BlockWise128x128,
+            swizzle_a=F.SwizzleType.NO_SWIZZLE, swizzle_b=F.SwizzleType.NO_SWIZZLE,
+            output_dtype=torch.bfloat16,
+        )
+
+    try:
+        run()
+    except Exception:  # cuBLAS refuses some shapes (e.g. K blocks not a multiple of 4)
+        return None
+    return run
+
+
+def per_tensor_cast(x):
+    """``x`` as fp8 with one fp32 scale for the whole tensor: ``(x_fp8, scale)``."""
+    scale = x.abs().amax().float().clamp(min=1e-4) / 448.0
+    return (x.float() / scale).to(torch.float8_e4m3fn), scale
+
+
+def cublas_per_tensor(a, scale_a, b, scale_b):
+    """cuBLAS FP8 GEMM with per-tensor scales (inputs from :func:`per_tensor_cast`)."""
+    return lambda: torch._scaled_mm(a, b.t(), scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)
+
+
+def torch_bf16(x, y):
+    return lambda: torch.matmul(x, y.t())

@@ -1,0 +1,47 @@
+"""Compile every supported dense configuration for sm_90a (no GPU) and check what ptxas built."""
+
+import re
+
+import pytest
+
+from cute_gemm.jit import GemmConfig
+from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, max_stages
+from cute_gemm.sass import compile_report
+from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+
+CONFIGS = [
+    GemmConfig(bm, bn, max_stages(bm, bn)) for bm in BLOCK_M_CHOICES for bn in BLOCK_N_CHOICES
+]
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.block_m}x{c.block_n}x{c.stages}")
+def report(request):
+    return compile_report(request.param)
+
+
+def test_no_register_spills(report):
+    assert report.stack_bytes == 0, report.summary()
+    assert report.spills == 0, report.summary()
+
+
+def test_tensor_core_and_tma_instructions(report):
+    o = report.opcodes
+    # One K block = 4 x wgmma m64nNk32 (BLOCK_K = 128 = 4 x 32).
+    assert o["QGMMA"] >= 4 and o["QGMMA"] % 4 == 0, report.summary()
+    assert o["UTMALDG"] >= 3, report.summary()  # A, B and SFA
+    assert o["UTMASTG"] >= 1, report.summary()  # TMA-store epilogue
+    assert o["USETMAXREG"] == 2, report.summary()  # producer down, math up
+
+
+def test_promotion_reads_per_thread_scales(report):
+    # The only shared-memory loads are the promotion stage's SFA reads. A warp-uniform address
+    # ([URx]) would mean every thread reads the same rows: the silent wrong-scale bug.
+    lds = [line for line in report.sass.splitlines() if re.search(r"\bLDS(\.\w+)*\s", line)]
+    assert lds, "no SFA loads found"
+    assert all(re.search(r"\[R\d+", line) for line in lds), "\n".join(lds)
+    # Per K block each thread promotes its whole accumulator: BLOCK_N/2 FFMA per 64-row warpgroup.
+    assert report.opcodes["FFMA"] >= report.config.block_n // 2, report.summary()
+
+
+def test_shared_memory_fits(report):
+    assert report.shared_memory_bytes <= SMEM_CAPACITY, report.summary()
