@@ -7,6 +7,7 @@ as many as fit 227 KB of shared memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
@@ -44,6 +45,7 @@ def candidates(m: int, n: int, num_sms: int) -> list[TileChoice]:
     return sorted(out, key=TileChoice.key)
 
 
+@functools.lru_cache(maxsize=4096)
 def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     best = candidates(m, n, num_sms)[0]

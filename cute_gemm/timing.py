@@ -7,6 +7,7 @@ import statistics
 import torch
 
 L2_FLUSH_BYTES = 256 << 20  # H200 L2 is 60 MB; writing 256 MB evicts it entirely
+_HOST_COVER_CYCLES = 300_000  # ~150 us at 1.98 GHz
 
 
 class L2Flusher:
@@ -22,9 +23,9 @@ class L2Flusher:
 def time_cuda(fn, iters: int = 30, warmup: int = 3, flush: L2Flusher | None = None) -> float:
     """Median time in microseconds of ``fn()`` on the current stream.
 
-    Each launch is preceded by an L2 flush (outside the timed region). NOTES: the flush also keeps
-    the GPU busy while the host enqueues the timed launch, so host launch latency does not leak
-    into the events at small shapes.
+    Each launch is preceded by an L2 flush and a ~150 us device-side sleep (both outside the timed
+    region). NOTES: without the sleep, a call whose host cost exceeds the flush's ~60 us leaves the
+    GPU idle between the start event and the kernel, and the events measure the host instead.
     """
     flush = flush or L2Flusher()
     for _ in range(warmup):
@@ -33,6 +34,7 @@ def time_cuda(fn, iters: int = 30, warmup: int = 3, flush: L2Flusher | None = No
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
     for start, end in zip(starts, ends):
         flush()
+        torch.cuda._sleep(_HOST_COVER_CYCLES)
         start.record()
         fn()
         end.record()

@@ -331,6 +331,7 @@ class Fp8GemmSm90:
         acc_shape = thr_mma.partition_C(gD[(None, None, 0, 0)]).shape
         acc = cute.make_rmem_tensor(acc_shape, Float32)
         partial = cute.make_rmem_tensor(acc_shape, Float32)
+        tCrSFA = cute.make_rmem_tensor(acc_shape, Float32)
         chunk_cols = self._chunk_columns(tiled_mma, bM, bN)
         num_mma_k = cute.size(tCrA, mode=[2])
         num_scale_n = mSFB_nk.shape[0]
@@ -360,12 +361,14 @@ class Fp8GemmSm90:
                     cute.gemm(mma, partial, tCrA[(None, None, kk, state.index)], tCrB[(None, None, kk, state.index)], partial)
                 warpgroup.commit_group()
                 warpgroup.wait_group(0)
-                promote(
-                    acc, partial, tCsSFA[(None, None, None, state.index)],
-                    sfb_first, sfb_second, split_col, chunk_cols,
-                )
+                # NOTES: copy this stage's row scales to registers (the compiler keeps 2 loads) and
+                # release the stage before the FFMAs: the producer refills it while we promote.
+                tCsSFA_stage = tCsSFA[(None, None, None, state.index)]
+                for i in cutlass.range_constexpr(cute.size(tCrSFA)):
+                    tCrSFA[i] = tCsSFA_stage[i]
                 mainloop.consumer_release(state)
                 state.advance()
+                promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols)
 
             self.epilogue(acc, tiled_mma, tma_atom_d, gD[(None, None, m_block, n_block)], sD, store, num_tiles_done, math_tidx, warp_idx)
             num_tiles_done += 1

@@ -1,0 +1,211 @@
+"""Tile legality rules (layouts.tiles, layouts.scales) and the configuration heuristic, on the CPU.
+
+Proves: ``check_tile`` accepts exactly BLOCK_M_CHOICES x BLOCK_N_CHOICES; ``max_scale_blocks_touched``
+and ``scale_split_is_static`` agree with a brute-force enumeration of real tile positions for every
+BLOCK_N that is a multiple of 8 up to 256; every legal BLOCK_N touches at most two B scale blocks;
+the epilogue piece divides the tile; ``tma_aligned_rows`` rounds up to 4. And for
+``cute_gemm.heuristics``: the DeepSeek-V3 shapes get legal configurations with BLOCK_M = 64 exactly
+when M <= 64, the wave arithmetic of ``candidates`` is right, the choice is the documented minimum
+(fewest waves, fullest last wave, larger tile) and ``explain`` names the chosen BLOCK_N.
+"""
+
+import itertools
+
+import pytest
+
+from cute_gemm import heuristics
+from cute_gemm.jit import GemmConfig
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from layouts.scales import TMA_ALIGN_FLOATS, tma_aligned_rows
+from layouts.tiles import (
+    BLOCK_K,
+    BLOCK_M_CHOICES,
+    BLOCK_N_CHOICES,
+    SCALE_BLOCK,
+    check_tile,
+    epilogue_tile,
+    max_scale_blocks_touched,
+    scale_split_is_static,
+)
+
+LEGAL_TILES = list(itertools.product(BLOCK_M_CHOICES, BLOCK_N_CHOICES))
+BLOCK_NS_TO_CHECK = range(8, 257, 8)
+NUM_TILE_STARTS = 300  # more than a whole period (128 / gcd(block_n, 128) <= 16 tiles)
+
+
+def tile_columns(tile_index, block_n):
+    n0 = tile_index * block_n
+    return range(n0, n0 + block_n)
+
+
+def brute_blocks_touched(block_n):
+    """Most distinct 128-column scale blocks any of the first NUM_TILE_STARTS tiles reads."""
+    return max(
+        len({col // SCALE_BLOCK for col in tile_columns(i, block_n)}) for i in range(NUM_TILE_STARTS)
+    )
+
+
+def brute_split_columns(block_n):
+    """For each tile: the columns (relative to the tile) where it enters a new scale block."""
+    splits = set()
+    for i in range(NUM_TILE_STARTS):
+        cols = list(tile_columns(i, block_n))
+        splits.add(
+            tuple(j for j in range(1, block_n) if cols[j] // SCALE_BLOCK != cols[j - 1] // SCALE_BLOCK)
+        )
+    return splits
+
+
+def test_constants():
+    assert BLOCK_K == SCALE_BLOCK == 128
+    assert BLOCK_M_CHOICES == (64, 128)
+    assert all(bn % 16 == 0 for bn in BLOCK_N_CHOICES)
+    assert list(BLOCK_N_CHOICES) == sorted(set(BLOCK_N_CHOICES))
+
+
+@pytest.mark.parametrize("block_m,block_n", LEGAL_TILES)
+def test_check_tile_accepts_every_choice(block_m, block_n):
+    check_tile(block_m, block_n)  # does not raise
+
+
+def test_check_tile_rejects_everything_else():
+    legal = set(LEGAL_TILES)
+    rejected = 0
+    for block_m in (0, 1, 32, 63, 64, 65, 96, 128, 192, 256, -64):
+        for block_n in range(-16, 300):
+            if (block_m, block_n) in legal:
+                continue
+            with pytest.raises(ValueError, match="block_m" if block_m not in BLOCK_M_CHOICES
+                               else "block_n"):
+                check_tile(block_m, block_n)
+            rejected += 1
+    assert rejected > 3000
+
+
+@pytest.mark.parametrize("block_n", BLOCK_NS_TO_CHECK)
+def test_max_scale_blocks_touched_brute_force(block_n):
+    assert max_scale_blocks_touched(block_n) == brute_blocks_touched(block_n)
+
+
+@pytest.mark.parametrize("block_n", BLOCK_NS_TO_CHECK)
+def test_scale_split_is_static_brute_force(block_n):
+    splits = brute_split_columns(block_n)
+    assert scale_split_is_static(block_n) == (len(splits) == 1), sorted(splits)
+
+
+def test_split_examples():
+    # 64 never crosses, 256 always crosses at column 128, 112 and 144 cross at varying columns.
+    assert brute_split_columns(64) == {()}
+    assert brute_split_columns(256) == {(128,)}
+    assert len(brute_split_columns(112)) > 1 and len(brute_split_columns(144)) > 1
+    assert [bn for bn in BLOCK_N_CHOICES if not scale_split_is_static(bn)] == [48, 80, 96, 112,
+                                                                               144, 160, 192]
+
+
+@pytest.mark.parametrize("block_n", BLOCK_N_CHOICES)
+def test_every_legal_block_n_touches_at_most_two_scale_blocks(block_n):
+    assert max_scale_blocks_touched(block_n) <= 2
+    assert brute_blocks_touched(block_n) <= 2
+
+
+def test_wider_tiles_would_touch_three_blocks():
+    # Why the list stops where it does: e.g. 176 and 208 can straddle three scale blocks.
+    assert max_scale_blocks_touched(176) == 3
+    assert max_scale_blocks_touched(208) == 3
+    assert max_scale_blocks_touched(256) == 2
+
+
+@pytest.mark.parametrize("block_m,block_n", LEGAL_TILES)
+def test_epilogue_tile_divides_the_tile(block_m, block_n):
+    rows, cols = epilogue_tile(block_m, block_n)
+    assert rows == block_m
+    assert cols in (16, 32)
+    assert block_n % cols == 0
+    assert cols == 32 or block_n % 32 != 0  # the wider piece whenever it fits
+
+
+def test_tma_aligned_rows():
+    assert TMA_ALIGN_FLOATS == 4
+    for rows in range(0, 300):
+        padded = tma_aligned_rows(rows)
+        assert padded % 4 == 0 and rows <= padded < rows + 4
+        assert padded * 4 % 16 == 0  # fp32 column stride in bytes
+    assert [tma_aligned_rows(r) for r in (1, 4, 5, 4097)] == [4, 4, 8, 4100]
+
+
+# ---- heuristics ------------------------------------------------------------------------------
+
+DEEPSEEK_MS = (1, 64, 128, 4096)
+DEEPSEEK_NKS = ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168),
+                (7168, 2048), (576, 7168))
+SM_COUNTS = (132, 114, 78, 7, 1)
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+@pytest.mark.parametrize("n,k", DEEPSEEK_NKS)
+@pytest.mark.parametrize("m", DEEPSEEK_MS)
+def test_choose_config_deepseek_shapes(m, n, k):
+    config = heuristics.choose_config(m, n, k, 132)
+    assert isinstance(config, GemmConfig)
+    check_tile(config.block_m, config.block_n)
+    assert config.block_m == (64 if m <= 64 else 128)
+    assert config.stages == max_stages(config.block_m, config.block_n) >= 2
+    assert config.raster_group == 16 and config.raster_along_m is True
+
+
+@pytest.mark.parametrize("num_sms", SM_COUNTS)
+@pytest.mark.parametrize("m", (1, 63, 64, 65, 128, 129, 1000, 4096, 4097))
+def test_block_m_rule(m, num_sms):
+    assert heuristics.choose_config(m, 4096, 7168, num_sms).block_m == (64 if m <= 64 else 128)
+
+
+@pytest.mark.parametrize("num_sms", SM_COUNTS)
+@pytest.mark.parametrize("n", (8, 264, 576, 2112, 4096, 7168, 24576, 32768))
+@pytest.mark.parametrize("m", (1, 64, 65, 128, 1000, 4096))
+def test_candidates_wave_arithmetic(m, n, num_sms):
+    ranked = heuristics.candidates(m, n, num_sms)
+    assert sorted(c.block_n for c in ranked) == sorted(BLOCK_N_CHOICES)
+    block_m = 64 if m <= 64 else 128
+    for c in ranked:
+        assert c.block_m == block_m
+        assert c.num_tiles == ceil_div(m, block_m) * ceil_div(n, c.block_n)
+        # Waves by counting: hand out num_sms tiles at a time.
+        left, waves, last = c.num_tiles, 0, 0
+        while left > 0:
+            last = min(left, num_sms)
+            left -= last
+            waves += 1
+        assert (c.waves, c.last_wave_tiles) == (waves, last)
+        assert 1 <= c.last_wave_tiles <= num_sms
+    # Best first: fewest waves, then the fullest last wave, then the larger tile.
+    keys = [(c.waves, -c.last_wave_tiles, -c.block_n) for c in ranked]
+    assert keys == sorted(keys)
+    chosen = heuristics.choose_config(m, n, 7168, num_sms)
+    fewest = min(c.waves for c in ranked)
+    fullest = max(c.last_wave_tiles for c in ranked if c.waves == fewest)
+    widest = max(c.block_n for c in ranked if c.waves == fewest and c.last_wave_tiles == fullest)
+    assert (chosen.block_m, chosen.block_n) == (block_m, widest)
+
+
+def test_candidates_known_values():
+    # m=4096, n=7168 on 132 SMs with BLOCK_N=112: 32 x 64 = 2048 tiles = 15 waves + 68 tiles.
+    c = {c.block_n: c for c in heuristics.candidates(4096, 7168, 132)}[112]
+    assert (c.num_tiles, c.waves, c.last_wave_tiles) == (2048, 16, 2048 - 15 * 132)
+    # A single small tile: one wave of one tile.
+    c = {c.block_n: c for c in heuristics.candidates(1, 16, 132)}[16]
+    assert (c.num_tiles, c.waves, c.last_wave_tiles) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("n,k", DEEPSEEK_NKS)
+@pytest.mark.parametrize("m", DEEPSEEK_MS)
+def test_explain_names_the_choice(m, n, k):
+    text = heuristics.explain(m, n, k, 132)
+    config = heuristics.choose_config(m, n, k, 132)
+    assert f"m={m} n={n} k={k}" in text
+    assert f"BLOCK_N={config.block_n}" in text and f"BLOCK_M={config.block_m}" in text
+    chosen_lines = [line for line in text.splitlines() if line.endswith("<- chosen")]
+    assert len(chosen_lines) == 1
+    assert int(chosen_lines[0].split()[0]) == config.block_n
