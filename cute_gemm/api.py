@@ -25,6 +25,8 @@ def _check_shape(name, t, expected):
 
 def _check_rows(name, t, row_multiple):
     """K-major / N-major 2-D operand: unit inner stride, 16-byte-aligned rows and base."""
+    if t.numel() == 0:
+        return
     if t.shape[1] > 1 and t.stride(1) != 1 or t.shape[0] > 1 and t.stride(0) % row_multiple != 0:
         raise ValueError(
             f"{name} must have unit stride along its last dim and a row stride that is a multiple "
@@ -43,11 +45,19 @@ def _check_same_device(tensors: dict[str, torch.Tensor]):
             raise ValueError(f"{name} is on {t.device} but {first_name} is on {first.device}")
 
 
+def _byte_span(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last) byte addresses a (non-negatively strided) tensor can touch."""
+    extent = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) + 1
+    return t.data_ptr(), t.data_ptr() + extent * t.element_size()
+
+
 def _check_no_alias(out_name, out, inputs: dict[str, torch.Tensor]):
-    lo, hi = out.data_ptr(), out.data_ptr() + out.numel() * out.element_size()
+    if out.numel() == 0:
+        return
+    lo, hi = _byte_span(out)
     for name, t in inputs.items():
-        t_lo, t_hi = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
-        if t.numel() and out.numel() and lo < t_hi and t_lo < hi:
+        t_lo, t_hi = _byte_span(t)
+        if t.numel() and lo < t_hi and t_lo < hi:
             raise ValueError(f"{out_name} must not overlap {name} in memory")
 
 

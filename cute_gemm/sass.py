@@ -78,13 +78,13 @@ def opcode_counts(sass: str) -> collections.Counter:
 
 def compile_report(config: GemmConfig) -> CompileReport:
     """Compile ``config`` for sm_90a and inspect the cubin."""
-    start = time.perf_counter()
-    fn, kernel = compile_fp8_gemm(config, extra_options="--keep-cubin")
-    seconds = time.perf_counter() - start
-    cubin = fn.artifacts.CUBIN
-    if not isinstance(cubin, (bytes, bytearray)):
-        cubin = Path(cubin).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        fn, kernel = compile_fp8_gemm(config, extra_options=f"--keep-cubin --dump-dir {tmp}")
+        seconds = time.perf_counter() - start
+        cubin = fn.artifacts.CUBIN
+        if not isinstance(cubin, (bytes, bytearray)):
+            cubin = Path(cubin).read_bytes()
         path = os.path.join(tmp, "kernel.cubin")
         Path(path).write_bytes(cubin)
         sass = subprocess.run(

@@ -1,12 +1,14 @@
 """Argument checking of cute_gemm.fp8_gemm_nt, on the CPU.
 
 ``fp8_gemm_nt`` checks dtypes, ranks, shapes, the N/K divisibility rules, strides and alignment
-before it looks at the device, so every one of those rules can be exercised with CPU tensors. Proves,
-one table row per bad input: the right exception type (``TypeError`` for a wrong dtype, a non-tensor
-or a non-pair; ``ValueError`` otherwise), a message that starts with the offending argument's name,
-``d`` left untouched, and no kernel compiled or launched (``cute_gemm.jit.get_fp8_gemm`` is
-monkeypatched to fail the test if it is called). Valid inputs, including the strided layouts the
-docstring allows, get through every check and stop only at the device check (they are on the CPU).
+before it looks at the device, so every one of those rules can be exercised with CPU tensors.
+Proves, one table row per bad input: the right exception type (``TypeError`` for a wrong dtype, a
+non-tensor or a non-pair; ``ValueError`` otherwise), a message that starts with the offending
+argument's name, ``d`` left untouched, and no kernel compiled or launched
+(``cute_gemm.jit.get_fp8_gemm`` is monkeypatched to fail the test if it is called). Valid inputs,
+including the strided layouts the docstring allows, get through every check and stop only at the
+device check (they are on the CPU). The last tests pin two fixed bugs: empty ``[m, 0]`` tensors
+rejected by the stride rule, and overlap with a row-strided input going undetected.
 """
 
 import pytest
@@ -284,13 +286,35 @@ def test_m_zero_returns_d_untouched(no_device_check):
     assert out is d and out.shape == (0, N)
 
 
+def empty_rows(make, rows, cols, row_stride):
+    """An empty-width ``[rows, 0]`` tensor with an explicit row stride. torch gives a contiguous
+    ``[rows, 0]`` tensor the strides (1, 1), which the row-stride rule rejects (see below)."""
+    return make(rows * row_stride + 16).reshape(-1)[: rows * row_stride].as_strided(
+        (rows, cols), (row_stride, 1)
+    )
+
+
 def test_n_zero_returns_d_untouched(no_device_check):
-    d = bf16(M, 0)
+    d = empty_rows(bf16, M, 0, 8)
     out = cute_gemm.fp8_gemm_nt((fp8(M, K), f32(M, KB)), (fp8(0, K), f32(0, KB)), d)
     assert out is d and out.shape == (M, 0)
 
 
 def test_k_zero_zeroes_d(no_device_check):
+    d = torch.full((M, N), 7.0, dtype=torch.bfloat16)
+    a, b = empty_rows(fp8, M, 0, 16), empty_rows(fp8, N, 0, 16)
+    out = cute_gemm.fp8_gemm_nt((a, f32(M, 0)), (b, f32(NB, 0)), d)
+    assert out is d and (d == 0).all()
+
+
+# Regression: torch.empty(m, 0) has strides (1, 1); the stride rule must not reject empty tensors,
+# or the n == 0 / k == 0 early returns are unreachable with ordinary tensors.
+def test_n_zero_with_contiguous_d(no_device_check):
+    d = torch.empty(M, 0, dtype=torch.bfloat16)
+    assert cute_gemm.fp8_gemm_nt((fp8(M, K), f32(M, KB)), (fp8(0, K), f32(0, KB)), d) is d
+
+
+def test_k_zero_with_contiguous_a_and_b(no_device_check):
     d = torch.full((M, N), 7.0, dtype=torch.bfloat16)
     out = cute_gemm.fp8_gemm_nt((fp8(M, 0), f32(M, 0)), (fp8(N, 0), f32(NB, 0)), d)
     assert out is d and (d == 0).all()
@@ -311,4 +335,26 @@ def test_output_overlapping_an_input_is_rejected(no_device_check, victim):
         t[victim] = storage[1024 : 1024 + 4 * NB * KB].view(torch.float32).view(NB, KB)
     t["d"] = d
     with pytest.raises(ValueError, match=f"^d must not overlap {victim} in memory"):
+        call(t)
+
+
+class Launched(Exception):
+    pass
+
+
+# Regression: the overlap check must use a view's real extent ((rows - 1) * row_stride + cols),
+# not numel * itemsize, or an output inside the last row of a row-strided input goes undetected.
+def test_output_overlapping_last_row_of_strided_input(no_device_check, monkeypatch):
+    def launched(*args, **kwargs):
+        raise Launched
+
+    monkeypatch.setattr(jit, "get_fp8_gemm", launched)
+    t = valid()
+    row = 2 * K  # a's rows are 2K bytes apart; it uses the first K bytes of each
+    storage = torch.zeros((M - 1) * row + M * N * 2 + 64, dtype=torch.uint8)
+    t["a"] = storage[: M * row].view(M, row)[:, :K].view(FP8)
+    start = (M - 1) * row  # d begins inside a's last row
+    t["d"] = storage[start : start + M * N * 2].view(torch.bfloat16).view(M, N)
+    assert t["d"].data_ptr() < t["a"][-1].data_ptr() + K  # they really overlap
+    with pytest.raises(ValueError, match="^d must not overlap a in memory"):
         call(t)

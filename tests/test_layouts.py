@@ -1,12 +1,13 @@
 """Tile legality rules (layouts.tiles, layouts.scales) and the configuration heuristic, on the CPU.
 
-Proves: ``check_tile`` accepts exactly BLOCK_M_CHOICES x BLOCK_N_CHOICES; ``max_scale_blocks_touched``
-and ``scale_split_is_static`` agree with a brute-force enumeration of real tile positions for every
-BLOCK_N that is a multiple of 8 up to 256; every legal BLOCK_N touches at most two B scale blocks;
-the epilogue piece divides the tile; ``tma_aligned_rows`` rounds up to 4. And for
-``cute_gemm.heuristics``: the DeepSeek-V3 shapes get legal configurations with BLOCK_M = 64 exactly
-when M <= 64, the wave arithmetic of ``candidates`` is right, the choice is the documented minimum
-(fewest waves, fullest last wave, larger tile) and ``explain`` names the chosen BLOCK_N.
+Proves: ``check_tile`` accepts exactly BLOCK_M_CHOICES x BLOCK_N_CHOICES;
+``max_scale_blocks_touched`` and ``scale_split_is_static`` agree with a brute-force enumeration of
+real tile positions for every BLOCK_N that is a multiple of 8 up to 256; every legal BLOCK_N touches
+at most two B scale blocks; the epilogue piece divides the tile; ``tma_aligned_rows`` rounds up to
+4. And for ``cute_gemm.heuristics``: the DeepSeek-V3 shapes get legal configurations with BLOCK_M =
+64 exactly when M <= 64, the wave arithmetic of ``candidates`` is right, the choice is the
+documented minimum (fewest waves, fullest last wave, larger tile) and ``explain`` names the chosen
+BLOCK_N.
 """
 
 import itertools
@@ -41,7 +42,8 @@ def tile_columns(tile_index, block_n):
 def brute_blocks_touched(block_n):
     """Most distinct 128-column scale blocks any of the first NUM_TILE_STARTS tiles reads."""
     return max(
-        len({col // SCALE_BLOCK for col in tile_columns(i, block_n)}) for i in range(NUM_TILE_STARTS)
+        len({col // SCALE_BLOCK for col in tile_columns(i, block_n)})
+        for i in range(NUM_TILE_STARTS)
     )
 
 
@@ -49,10 +51,8 @@ def brute_split_columns(block_n):
     """For each tile: the columns (relative to the tile) where it enters a new scale block."""
     splits = set()
     for i in range(NUM_TILE_STARTS):
-        cols = list(tile_columns(i, block_n))
-        splits.add(
-            tuple(j for j in range(1, block_n) if cols[j] // SCALE_BLOCK != cols[j - 1] // SCALE_BLOCK)
-        )
+        blocks = [col // SCALE_BLOCK for col in tile_columns(i, block_n)]
+        splits.add(tuple(j for j in range(1, block_n) if blocks[j] != blocks[j - 1]))
     return splits
 
 

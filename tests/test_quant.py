@@ -1,13 +1,13 @@
 """FP8 quantisation helpers and the accuracy metric (cute_gemm.quant), on the CPU.
 
 Proves: per-token (1x128) and per-block (128x128) casts round-trip through their dequantise helpers
-within e4m3's rounding error (elementwise, bounded by 2^-4 of the value plus half a subnormal step of
-the block's scale) for K that is not a multiple of 128 and for a single row; scales have the right
-shape, dtype and value (block amax / 448); zeros give no NaN/inf; the TMA-aligned scale transform
-gives an M-major ``[m, kb]`` tensor with column stride ``round_up(m, 4)`` and the same values, and
-returns aligned input itself; ``is_tma_aligned_sfa`` accepts and rejects the right layouts; and
-``calc_diff`` is 0 for equal inputs, NaN (never passing a threshold) for NaN inputs, and
-``(1 - c)^2 / (1 + c^2)`` for a copy scaled by ``c``.
+within e4m3's rounding error (elementwise, bounded by 2^-4 of the value plus half a subnormal step
+of the block's scale) for K that is not a multiple of 128 and for a single row; scales have the
+right shape, dtype and value (block amax / 448); zeros give no NaN/inf; the TMA-aligned scale
+transform gives an M-major ``[m, kb]`` tensor with column stride ``round_up(m, 4)`` and the same
+values, and returns aligned input itself; ``is_tma_aligned_sfa`` accepts and rejects the right
+layouts; and ``calc_diff`` is 0 for equal inputs, NaN (never passing a threshold) for NaN inputs,
+and ``(1 - c)^2 / (1 + c^2)`` for a copy scaled by ``c``.
 """
 
 import pytest

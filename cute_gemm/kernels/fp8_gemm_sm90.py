@@ -16,7 +16,7 @@ from cutlass.cute.nvgpu import OperandMajorMode, cpasync, warpgroup
 from cutlass.memory import SmemAllocator, get_smem_capacity_in_bytes
 from cutlass.tensor_utils import LayoutEnum
 
-from cute_gemm.promotion import promote
+from cute_gemm.promotion import promote, split_candidates
 from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
 from layouts import tiles
@@ -333,6 +333,7 @@ class Fp8GemmSm90:
         partial = cute.make_rmem_tensor(acc_shape, Float32)
         tCrSFA = cute.make_rmem_tensor(acc_shape, Float32)
         chunk_cols = self._chunk_columns(tiled_mma, bM, bN)
+        candidates = split_candidates(bN)
         num_mma_k = cute.size(tCrA, mode=[2])
         num_scale_n = mSFB_nk.shape[0]
 
@@ -368,7 +369,7 @@ class Fp8GemmSm90:
                     tCrSFA[i] = tCsSFA_stage[i]
                 mainloop.consumer_release(state)
                 state.advance()
-                promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols)
+                promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols, candidates)
 
             self.epilogue(acc, tiled_mma, tma_atom_d, gD[(None, None, m_block, n_block)], sD, store, num_tiles_done, math_tidx, warp_idx)
             num_tiles_done += 1
