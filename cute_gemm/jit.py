@@ -34,6 +34,8 @@ class GemmConfig(NamedTuple):
     block_m: int
     block_n: int
     stages: int
+    cluster_m: int = 1
+    cluster_n: int = 1
     raster_group: int = 16
     raster_along_m: bool = True
 
@@ -41,7 +43,7 @@ class GemmConfig(NamedTuple):
         order = "M" if self.raster_along_m else "N"
         return (
             f"BLOCK_M={self.block_m} BLOCK_N={self.block_n} BLOCK_K=128 stages={self.stages} "
-            f"raster={self.raster_group} along {order}"
+            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}"
         )
 
 

@@ -11,10 +11,14 @@ from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
 
 CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn)) for bm in BLOCK_M_CHOICES for bn in BLOCK_N_CHOICES
+] + [
+    GemmConfig(bm, bn, max_stages(bm, bn), *cluster)
+    for bm, bn in ((128, 128), (128, 160), (64, 112))
+    for cluster in ((2, 1), (1, 2))
 ]
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.block_m}x{c.block_n}x{c.stages}")
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}")
 def report(request):
     return compile_report(request.param)
 
@@ -29,6 +33,8 @@ def test_tensor_core_and_tma_instructions(report):
     # One K block = 4 x wgmma m64nNk32 (BLOCK_K = 128 = 4 x 32).
     assert o["QGMMA"] >= 4 and o["QGMMA"] % 4 == 0, report.summary()
     assert o["UTMALDG"] >= 3, report.summary()  # A, B and SFA
+    if report.config.cluster_m * report.config.cluster_n > 1:
+        assert any(op.startswith("UTMALDG") for op in o) and ".MULTICAST" in report.sass
     assert o["UTMASTG"] >= 1, report.summary()  # TMA-store epilogue
     assert o["USETMAXREG"] == 2, report.summary()  # producer down, math up
 

@@ -46,6 +46,16 @@ def test_every_tile_with_tails(block_m, block_n):
     check(p, p.d)
 
 
+@pytest.mark.parametrize("cluster", [(2, 1), (1, 2)])
+@pytest.mark.parametrize("block_m,block_n", [(128, 128), (64, 112), (128, 160)])
+def test_clusters_with_odd_edges(block_m, block_n, cluster):
+    # Odd numbers of M and N blocks: one CTA of an edge cluster computes a tile past the matrix.
+    p = make_fp8_gemm_problem(5 * block_m - 3, 7 * block_n - 8, 1000, scale_spread=2.0)
+    config = GemmConfig(block_m, block_n, max_stages(block_m, block_n), *cluster)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
+    check(p, p.d)
+
+
 @pytest.mark.parametrize("m,n,k", [(4096, 7168, 2048), (129, 2112, 7168), (1, 576, 128)])
 def test_scales_of_very_different_magnitudes(m, n, k):
     p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)

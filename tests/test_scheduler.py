@@ -193,3 +193,22 @@ def test_degenerate_groups():
 )
 def test_grid_size(num_tiles, num_sms, expected):
     assert grid_size(num_tiles, num_sms) == expected
+
+
+@pytest.mark.parametrize("cluster", [(2, 1), (1, 2)])
+def test_cluster_schedule_covers_every_tile_once(cluster):
+    rng = random.Random(7 + cluster[0])
+    for _ in range(30):
+        m, n = rng.randint(1, 9000), 8 * rng.randint(1, 3000)
+        bm, bn = rng.choice((64, 128)), rng.choice(BLOCK_N_CHOICES)
+        num_sms, group, along_m = rng.randint(2, 132), rng.choice((1, 2, 8, 16)), rng.random() < 0.5
+        tiles = normal_schedule(m, n, bm, bn, num_sms, group, along_m, cluster)
+        expected = {(i, j) for i in range(-(-m // bm)) for j in range(-(-n // bn))}
+        got = [(t.m_block, t.n_block) for t in tiles]
+        assert len(got) == len(set(got)) and set(got) == expected
+        # The CTAs of one cluster compute neighbouring tiles in the same iteration.
+        by_slot = {}
+        for t in tiles:
+            by_slot.setdefault((t.iteration, t.cta // cluster[0] if cluster[0] > 1 else t.cta), []).append(t)
+        for group_tiles in by_slot.values():
+            assert len(group_tiles) <= cluster[0] * cluster[1]

@@ -20,6 +20,7 @@ def main():
     ap.add_argument("--block-m", type=int, nargs="*", default=list(BLOCK_M_CHOICES))
     ap.add_argument("--block-n", type=int, nargs="*", default=list(BLOCK_N_CHOICES))
     ap.add_argument("--groups", type=int, nargs="*", default=[16])
+    ap.add_argument("--clusters", nargs="*", default=["1x1"])
     ap.add_argument("--json")
     args = ap.parse_args()
     rows = []
@@ -30,14 +31,18 @@ def main():
         line = []
         for bm in args.block_m:
             for bn in args.block_n:
-                for g in args.groups:
-                    cfg = GemmConfig(bm, bn, max_stages(bm, bn), g)
+                for g, cluster in [(g, tuple(map(int, c.split("x")))) for g in args.groups for c in args.clusters]:
+                    cfg = GemmConfig(bm, bn, max_stages(bm, bn), cluster[0], cluster[1], g)
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
-                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "group": g, "us": us, "tflops": tf})
-                    line.append((tf, f"{bm}x{bn}/g{g}"))
+                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "group": g, "cluster": cluster, "us": us, "tflops": tf})
+                    line.append((tf, f"{bm}x{bn}/g{g}/c{cluster[0]}x{cluster[1]}"))
         line.sort(reverse=True)
+        from cute_gemm import peers
+        (a_pt, sa), (b_pt, sb) = peers.per_tensor_cast(p.x), peers.per_tensor_cast(p.y)
+        pt_us = time_cuda(peers.cublas_per_tensor(a_pt, sa, b_pt, sb), iters=20)
+        print(f"{shape}: cuBLAS per-tensor {2 * m * n * k / pt_us / 1e6:.0f} TFLOPS", flush=True)
         print(f"{shape}: heuristic {chosen.block_m}x{chosen.block_n}; best: " + ", ".join(f"{c} {t:.0f}" for t, c in line[:8]), flush=True)
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)

@@ -76,16 +76,22 @@ class Fp8GemmSm90:
         block_m: int,
         block_n: int,
         stages: int,
+        cluster_m: int = 1,
+        cluster_n: int = 1,
         raster_group: int = 16,
         raster_along_m: bool = True,
     ):
         tiles.check_tile(block_m, block_n)
+        if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
+            raise ValueError(f"cluster (m, n) must be (1, 1), (2, 1) or (1, 2), got {(cluster_m, cluster_n)}")
         if not 2 <= stages <= max_stages(block_m, block_n):
             raise ValueError(
                 f"stages must be in [2, {max_stages(block_m, block_n)}] for a "
                 f"{block_m}x{block_n} tile, got {stages}"
             )
         self.block_m, self.block_n, self.stages = block_m, block_n, stages
+        # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
+        self.cluster_mn = (cluster_m, cluster_n)
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
         self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K)
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
@@ -130,15 +136,15 @@ class Fp8GemmSm90:
         epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, EPILOGUE_STAGES)
         sfa_smem_layout = scale_layouts.sfa_smem_layout(bM, self.stages)
 
-        g2s = cpasync.CopyBulkTensorTileG2SOp()
+        cm, cn = self.cluster_mn
         tma_atom_a, tma_a = cpasync.make_tiled_tma_atom(
-            g2s, a, cute.slice_(a_smem_layout, (None, None, 0)), (bM, bK)
+            self._g2s_op(cn), a, cute.slice_(a_smem_layout, (None, None, 0)), (bM, bK), num_multicast=cn
         )
         tma_atom_b, tma_b = cpasync.make_tiled_tma_atom(
-            g2s, b, cute.slice_(b_smem_layout, (None, None, 0)), (bN, bK)
+            self._g2s_op(cm), b, cute.slice_(b_smem_layout, (None, None, 0)), (bN, bK), num_multicast=cm
         )
         tma_atom_sfa, tma_sfa = cpasync.make_tiled_tma_atom(
-            g2s, sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1)
+            self._g2s_op(cn), sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1), num_multicast=cn
         )
         tma_atom_d, tma_d = cpasync.make_tiled_tma_atom(
             cpasync.CopyBulkTensorTileS2GOp(),
@@ -163,8 +169,8 @@ class Fp8GemmSm90:
 
         self.shared_storage = SharedStorage
 
-        num_tiles = cute.ceil_div(d.shape[0], bM) * cute.ceil_div(d.shape[1], bN)
-        grid = cutlass.max(cutlass.min(num_tiles, num_sms), 1)
+        num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
+        num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cm * cn)), 1)
         self.kernel(
             tiled_mma,
             tma_atom_a, tma_a,
@@ -174,9 +180,9 @@ class Fp8GemmSm90:
             sfb,
             a_smem_layout, b_smem_layout, epi_smem_layout,
         ).launch(
-            grid=[grid, 1, 1],
+            grid=[num_clusters * cm, cn, 1],
             block=[self.threads_per_cta, 1, 1],
-            cluster=[1, 1, 1],
+            cluster=[cm, cn, 1],
             min_blocks_per_mp=1,
             stream=stream,
         )
@@ -212,8 +218,13 @@ class Fp8GemmSm90:
             cpasync.prefetch_descriptor(tma_atom_sfa)
             cpasync.prefetch_descriptor(tma_atom_d)
 
+        cta_layout_mnk = cute.make_layout((*self.cluster_mn, 1))
+        cluster_coord_mnk = cta_layout_mnk.get_flat_coord(
+            cute.arch.make_warp_uniform(cute.arch.block_idx_in_cluster())
+        )
         storage = SmemAllocator().allocate(self.shared_storage)
         mainloop = self.make_mainloop_pipeline(storage.mainloop_barriers.data_ptr())
+        pipeline.pipeline_init_arrive(cluster_shape_mn=self.cluster_mn, is_relaxed=True)
 
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2), (bM, 1, stages)
         sA = storage.sA.get_tensor(a_smem_layout.outer, swizzle=a_smem_layout.inner)
@@ -225,16 +236,15 @@ class Fp8GemmSm90:
         num_n_blocks = cute.ceil_div(mD_mn.shape[1], bN)
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
         sched = PersistentTileScheduler(
-            num_m_blocks, num_n_blocks, self.raster_group, self.raster_along_m
+            num_m_blocks, num_n_blocks, self.raster_group, self.raster_along_m, self.cluster_mn
         )
-        pipeline.pipeline_init_arrive()
-        pipeline.pipeline_init_wait()
+        pipeline.pipeline_init_wait(cluster_shape_mn=self.cluster_mn)
 
         if warpgroup_idx == 0:
             cute.arch.setmaxregister_decrease(self.producer_registers)
             if warp_idx == 0:
                 self.load(
-                    sched, num_k_blocks, mainloop,
+                    sched, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
                     tma_atom_a, mA_mk, sA,
                     tma_atom_b, mB_nk, sB,
                     tma_atom_sfa, mSFA_mk, sSFA,
@@ -248,18 +258,26 @@ class Fp8GemmSm90:
             )
 
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
-        """The A/B/SFA pipeline: 1 producer thread, one arrive per math warp to release a stage."""
+        """The A/B/SFA pipeline: 1 producer thread; a stage is free once every math warp of every
+        CTA that received it by multicast has released it (one arrive per warp per such CTA)."""
+        cm, cn = self.cluster_mn
         return pipeline.PipelineTmaAsync.create(
             barrier_storage=barrier_ptr,
             num_stages=self.stages,
             producer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread),
             consumer_group=pipeline.CooperativeGroup(
-                pipeline.Agent.Thread, self.num_math_threads // 32
+                pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
             ),
             tx_count=_stage_bytes(self.block_m, self.block_n),
-            cta_layout_vmnk=cute.make_layout((1, 1, 1, 1)),
+            cta_layout_vmnk=cute.make_layout((1, cm, cn, 1)),
             defer_sync=True,
         )
+
+    @staticmethod
+    def _g2s_op(num_multicast: int):
+        if num_multicast == 1:
+            return cpasync.CopyBulkTensorTileG2SOp()
+        return cpasync.CopyBulkTensorTileG2SMulticastOp()
 
     @cute.jit
     def load(
@@ -267,40 +285,56 @@ class Fp8GemmSm90:
         sched: PersistentTileScheduler,
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
+        cta_layout_mnk: cute.Layout,
+        cluster_coord_mnk,
         tma_atom_a: cute.CopyAtom, mA_mk: cute.Tensor, sA: cute.Tensor,
         tma_atom_b: cute.CopyAtom, mB_nk: cute.Tensor, sB: cute.Tensor,
         tma_atom_sfa: cute.CopyAtom, mSFA_mk: cute.Tensor, sSFA: cute.Tensor,
     ):
-        """Producer role: per tile, per K block, TMA A, B and SFA into the next free stage."""
+        """Producer role: per tile, per K block, TMA A, B and SFA into the next free stage.
+
+        In a cluster each CTA loads its slice of the shared operand and multicasts it to its peer.
+        """
         bM, bN, bK = self.tile_shape_mnk
+        cm, cn = self.cluster_mn
+        # A (and SFA) is shared along N; B along M.
+        a_mcast_mask = cute.make_layout_image_mask(cta_layout_mnk, cluster_coord_mnk, mode=1) if cn > 1 else 0
+        b_mcast_mask = cute.make_layout_image_mask(cta_layout_mnk, cluster_coord_mnk, mode=0) if cm > 1 else 0
+        a_cta_layout = cute.make_layout(cn)
+        b_cta_layout = cute.make_layout(cm)
         # (bM, bK, RestM, RestK), (bN, bK, RestN, RestK), (bM, 1, RestM, RestK)
         gA = cute.local_tile(mA_mk, (bM, bK), (None, None))
         gB = cute.local_tile(mB_nk, (bN, bK), (None, None))
         gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None))
         # ((atom), stages) and ((atom), RestM, RestK)
         tAsA, tAgA = cpasync.tma_partition(
-            tma_atom_a, 0, cute.make_layout(1), cute.group_modes(sA, 0, 2), cute.group_modes(gA, 0, 2)
+            tma_atom_a, cluster_coord_mnk[1], a_cta_layout,
+            cute.group_modes(sA, 0, 2), cute.group_modes(gA, 0, 2),
         )
         tBsB, tBgB = cpasync.tma_partition(
-            tma_atom_b, 0, cute.make_layout(1), cute.group_modes(sB, 0, 2), cute.group_modes(gB, 0, 2)
+            tma_atom_b, cluster_coord_mnk[0], b_cta_layout,
+            cute.group_modes(sB, 0, 2), cute.group_modes(gB, 0, 2),
         )
         tSsSFA, tSgSFA = cpasync.tma_partition(
-            tma_atom_sfa, 0, cute.make_layout(1),
+            tma_atom_sfa, cluster_coord_mnk[1], a_cta_layout,
             cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
         )
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Producer, self.stages)
-        tile_idx = sched.first_tile()
-        while tile_idx < sched.num_tiles:
-            m_block, n_block = sched.tile_coords(tile_idx)
+        unit = sched.first_unit()
+        while unit < sched.num_units:
+            m_block, n_block = sched.tile_coords(unit)
             for k_block in range(num_k_blocks):
                 mainloop.producer_acquire(state)
                 barrier = mainloop.producer_get_barrier(state)
-                cute.copy(tma_atom_a, tAgA[(None, m_block, k_block)], tAsA[(None, state.index)], tma_bar_ptr=barrier)
-                cute.copy(tma_atom_b, tBgB[(None, n_block, k_block)], tBsB[(None, state.index)], tma_bar_ptr=barrier)
-                cute.copy(tma_atom_sfa, tSgSFA[(None, m_block, k_block)], tSsSFA[(None, state.index)], tma_bar_ptr=barrier)
+                cute.copy(tma_atom_a, tAgA[(None, m_block, k_block)], tAsA[(None, state.index)],
+                          tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
+                cute.copy(tma_atom_b, tBgB[(None, n_block, k_block)], tBsB[(None, state.index)],
+                          tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
+                cute.copy(tma_atom_sfa, tSgSFA[(None, m_block, k_block)], tSsSFA[(None, state.index)],
+                          tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
                 mainloop.producer_commit(state)
                 state.advance()
-            tile_idx += sched.stride
+            unit += sched.stride
         mainloop.producer_tail(state)
 
     @cute.jit
@@ -340,11 +374,12 @@ class Fp8GemmSm90:
         store = self.make_epilogue_store()
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Consumer, self.stages)
         num_tiles_done = Int32(0)
-        tile_idx = sched.first_tile()
-        while tile_idx < sched.num_tiles:
-            m_block, n_block = sched.tile_coords(tile_idx)
+        unit = sched.first_unit()
+        while unit < sched.num_units:
+            m_block, n_block = sched.tile_coords(unit)
             first_col = n_block * bN
-            scale_n0 = first_col // tiles.SCALE_BLOCK
+            # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
+            scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
             scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
             split_col = self._split_column(first_col)
             acc.fill(0.0)
@@ -373,7 +408,7 @@ class Fp8GemmSm90:
 
             self.epilogue(acc, tiled_mma, tma_atom_d, gD[(None, None, m_block, n_block)], sD, store, num_tiles_done, math_tidx, warp_idx)
             num_tiles_done += 1
-            tile_idx += sched.stride
+            unit += sched.stride
         store.producer_tail()
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
