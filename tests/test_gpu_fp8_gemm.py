@@ -50,7 +50,7 @@ def test_every_tile_with_tails(block_m, block_n):
 @pytest.mark.parametrize("block_m,block_n", [(128, 128), (64, 112), (128, 160)])
 def test_clusters_with_odd_edges(block_m, block_n, cluster):
     # Odd numbers of M and N blocks: one CTA of an edge cluster computes a tile past the matrix.
-    p = make_fp8_gemm_problem(5 * block_m - 3, 7 * block_n - 8, 1000, scale_spread=2.0)
+    p = make_fp8_gemm_problem(5 * block_m - 3, 7 * block_n - 8, 1008, scale_spread=2.0)
     config = GemmConfig(block_m, block_n, max_stages(block_m, block_n), *cluster)
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
     check(p, p.d)
