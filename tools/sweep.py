@@ -10,7 +10,7 @@ import cute_gemm
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
 from cute_gemm.testing import make_fp8_gemm_problem
-from cute_gemm.timing import time_cuda
+from cute_gemm.timing import time_kernels as time_cuda
 from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
 
 
