@@ -1,8 +1,16 @@
 """Choosing a kernel configuration for a problem shape (plain Python, explainable).
 
-Rule (DeepGEMM's): BLOCK_M = 64 when M <= 64, else 128. Among the legal BLOCK_N values, take the one
-with the fewest waves of tiles over the SMs, then the fullest last wave, then the larger tile. Stages:
-as many as fit 227 KB of shared memory.
+BLOCK_M is 64 when M <= 64, else 128. BLOCK_N minimises a modelled time::
+
+    waves x BLOCK_N / efficiency(BLOCK_N)        waves = ceil(tiles / SMs)
+
+i.e. the number of rounds of tiles the SMs run, times the relative time of one tile. A tile's time
+grows with BLOCK_N, but less than linearly: wide tiles amortise the per-K-block overhead (barrier
+waits, the A load, the promotion's scale loads) over more columns. The efficiencies were measured on
+an H200 (docs/notes.md, benchmarks/results/): at M = 4096, 128x160 tiles are the fastest per column,
+128x128 5% and 128x192 7% slower; at small M the extra parallelism of narrow tiles wins. Ties go to
+the wider tile. Stages: as many as fit 227 KB of shared memory. No cluster by default (2-CTA
+multicast measured within noise on these shapes).
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
-from layouts.tiles import BLOCK_N_CHOICES
+
+BLOCK_N_EFFICIENCY = {32: 0.70, 64: 0.85, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93}
+"""Relative throughput of one tile per column, by BLOCK_N (the candidates the heuristic tries)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -29,16 +39,21 @@ class TileChoice:
     waves: int
     last_wave_tiles: int
 
+    @property
+    def cost(self) -> float:
+        """Modelled time in units of one full-efficiency column-wave."""
+        return self.waves * self.block_n / BLOCK_N_EFFICIENCY[self.block_n]
+
     def key(self):
-        """Smaller is better: fewest waves, fullest last wave, then larger tiles."""
-        return (self.waves, -self.last_wave_tiles, -self.block_n)
+        """Smaller is better: lowest modelled time, then the wider tile."""
+        return (round(self.cost, 6), -self.block_n)
 
 
 def candidates(m: int, n: int, num_sms: int) -> list[TileChoice]:
-    """Every legal tile for ``m x n`` with its wave count, best first."""
+    """Every candidate tile for ``m x n`` with its wave count, best first."""
     block_m = 64 if m <= 64 else 128
     out = []
-    for block_n in BLOCK_N_CHOICES:
+    for block_n in BLOCK_N_EFFICIENCY:
         num_tiles = ceil_div(m, block_m) * ceil_div(n, block_n)
         waves = ceil_div(num_tiles, num_sms)
         out.append(TileChoice(block_m, block_n, num_tiles, waves, num_tiles - (waves - 1) * num_sms))
@@ -57,8 +72,11 @@ def explain(m: int, n: int, k: int, num_sms: int) -> str:
     ranked = candidates(m, n, num_sms)
     config = choose_config(m, n, k, num_sms)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
-    lines.append("  block_n  tiles  waves  last-wave tiles")
-    for c in ranked[:6]:
-        mark = " <- chosen" if c.block_n == config.block_n else ""
-        lines.append(f"  {c.block_n:7d}  {c.num_tiles:5d}  {c.waves:5d}  {c.last_wave_tiles:15d}{mark}")
+    lines.append("  tile      tiles  waves  last-wave tiles  modelled cost (waves x BLOCK_N / efficiency)")
+    for c in ranked:
+        mark = "  <- chosen" if c.block_n == config.block_n else ""
+        lines.append(
+            f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
+            f"  {c.cost:8.1f}{mark}"
+        )
     return "\n".join(lines)

@@ -1,11 +1,11 @@
 """Kernel timing on the GPU, L2 flushed before every launch, medians of many runs.
 
-Two clocks, both reported by the benchmark:
+:func:`time_kernels` takes the torch profiler's device time of the kernels a call launches
+(DeepGEMM's method), so host overhead and launch gaps are excluded by construction.
 
-- :func:`time_kernels` (primary, DeepGEMM's method): the torch profiler's device time of the
-  kernels a call launches, so host overhead and launch gaps are excluded by construction.
-- :func:`time_cuda`: CUDA events around the call (a device-side sleep before the start event keeps
-  the host's enqueue cost out of the window).
+NOTES: CUDA events were tried first and dropped: on the H200 lease they read 52-108 us around
+kernels the profiler timed at 8-47 us, run to run, even with a device-side sleep covering the
+host's enqueue time (docs/notes.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import statistics
 import torch
 
 L2_FLUSH_BYTES = 256 << 20  # H200 L2 is 60 MB; writing 256 MB evicts it entirely
-_HOST_COVER_CYCLES = 300_000  # ~150 us at 1.98 GHz
 _NOT_TIMED = ("elementwise", "fill", "sleep", "Memset", "memset")
 
 
@@ -27,28 +26,6 @@ class L2Flusher:
 
     def __call__(self):
         self.buffer.zero_()
-
-
-def time_cuda(fn, iters: int = 30, warmup: int = 3, flush: L2Flusher | None = None) -> float:
-    """Median time in microseconds of ``fn()`` between CUDA events on the current stream.
-
-    NOTES: without the sleep, a call whose host cost exceeds the flush's ~60 us leaves the GPU
-    idle between the start event and the kernel, and the events measure the host instead (seen on
-    the H200: 59 us by events for a 14 us kernel).
-    """
-    flush = flush or L2Flusher()
-    for _ in range(warmup):
-        fn()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    for start, end in zip(starts, ends):
-        flush()
-        torch.cuda._sleep(_HOST_COVER_CYCLES)
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends))
 
 
 def time_kernels(fn, iters: int = 30, warmup: int = 3, flush: L2Flusher | None = None) -> float:
