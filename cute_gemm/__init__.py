@@ -3,11 +3,17 @@
 Public API::
 
     fp8_gemm_nt((a, sfa), (b, sfb), d)      # d[m, n] bf16 = (a * sfa) @ (b * sfb)^T
+    m_grouped_fp8_gemm_nt_contiguous((a, sfa), (b, sfb), d, m_indices)     # MoE, experts along M
+    m_grouped_fp8_gemm_nt_masked((a, sfa), (b, sfb), d, masked_m, expected_m)  # MoE decoding
     per_token_cast_to_fp8, per_block_cast_to_fp8, get_mn_major_tma_aligned_tensor, calc_diff
     get_num_sms, set_num_sms
 """
 
-from cute_gemm.api import fp8_gemm_nt
+from cute_gemm.api import (
+    fp8_gemm_nt,
+    m_grouped_fp8_gemm_nt_contiguous,
+    m_grouped_fp8_gemm_nt_masked,
+)
 from cute_gemm.device import get_num_sms, set_num_sms
 from cute_gemm.quant import (
     calc_diff,
@@ -18,6 +24,8 @@ from cute_gemm.quant import (
 
 __all__ = [
     "fp8_gemm_nt",
+    "m_grouped_fp8_gemm_nt_contiguous",
+    "m_grouped_fp8_gemm_nt_masked",
     "per_token_cast_to_fp8",
     "per_block_cast_to_fp8",
     "get_mn_major_tma_aligned_tensor",

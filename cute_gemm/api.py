@@ -7,6 +7,7 @@ import torch
 from cute_gemm import device, heuristics, jit
 from cute_gemm.quant import ceil_div, get_mn_major_tma_aligned_tensor
 from layouts.tiles import SCALE_BLOCK
+from schedulers.raster import GemmKind
 
 
 def _check_tensor(name, t, dtype, rank):
@@ -24,12 +25,14 @@ def _check_shape(name, t, expected):
 
 
 def _check_rows(name, t, row_multiple):
-    """K-major / N-major 2-D operand: unit inner stride, 16-byte-aligned rows and base."""
+    """K-major / N-major operand: unit inner stride, 16-byte-aligned rows (and batches) and base."""
     if t.numel() == 0:
         return
-    if t.shape[1] > 1 and t.stride(1) != 1 or t.shape[0] > 1 and t.stride(0) % row_multiple != 0:
+    inner_ok = t.shape[-1] == 1 or t.stride(-1) == 1
+    outer_ok = all(size == 1 or stride % row_multiple == 0 for size, stride in zip(t.shape[:-1], t.stride()[:-1]))
+    if not (inner_ok and outer_ok):
         raise ValueError(
-            f"{name} must have unit stride along its last dim and a row stride that is a multiple "
+            f"{name} must have unit stride along its last dim and other strides that are multiples "
             f"of {row_multiple} elements (16 bytes), got strides {t.stride()}"
         )
     if t.data_ptr() % 16 != 0:
@@ -61,6 +64,26 @@ def _check_no_alias(out_name, out, inputs: dict[str, torch.Tensor]):
             raise ValueError(f"{out_name} must not overlap {name} in memory")
 
 
+def _unpack_pairs(a, b):
+    if not isinstance(a, (tuple, list)) or len(a) != 2:
+        raise TypeError("a must be a pair (a, sfa)")
+    if not isinstance(b, (tuple, list)) or len(b) != 2:
+        raise TypeError("b must be a pair (b, sfb)")
+    return a, b
+
+
+def _check_nk(n, k):
+    if n % 8 != 0:
+        raise ValueError(f"n must be a multiple of 8 (16-byte bf16 rows of d), got n={n}")
+    if k % 16 != 0:
+        raise ValueError(f"k must be a multiple of 16 (16-byte fp8 rows), got k={k}")
+
+
+def _experts_last(t: torch.Tensor) -> torch.Tensor:
+    """``[G, rows, cols]`` viewed as ``(rows, cols, G)``, the kernels' mode order (no copy)."""
+    return t.permute(1, 2, 0)
+
+
 def fp8_gemm_nt(
     a: tuple[torch.Tensor, torch.Tensor],
     b: tuple[torch.Tensor, torch.Tensor],
@@ -83,11 +106,7 @@ def fp8_gemm_nt(
     zero-filled. Rows of ``a``, ``b`` and ``d`` may be strided (row stride a multiple of 16 bytes).
     All tensors on the same CUDA device. Violations raise ``TypeError``/``ValueError`` before launch.
     """
-    if not isinstance(a, (tuple, list)) or len(a) != 2:
-        raise TypeError("a must be a pair (a, sfa)")
-    if not isinstance(b, (tuple, list)) or len(b) != 2:
-        raise TypeError("b must be a pair (b, sfb)")
-    (a, sfa), (b, sfb) = a, b
+    (a, sfa), (b, sfb) = _unpack_pairs(a, b)
     _check_tensor("a", a, torch.float8_e4m3fn, 2)
     _check_tensor("b", b, torch.float8_e4m3fn, 2)
     _check_tensor("d", d, torch.bfloat16, 2)
@@ -98,10 +117,7 @@ def fp8_gemm_nt(
     if b.shape[1] != k:
         raise ValueError(f"b must be [n, k] with k={k} as in a, got {list(b.shape)}")
     _check_shape("d", d, (m, n))
-    if n % 8 != 0:
-        raise ValueError(f"n must be a multiple of 8 (16-byte bf16 rows of d), got n={n}")
-    if k % 16 != 0:
-        raise ValueError(f"k must be a multiple of 16 (16-byte fp8 rows), got k={k}")
+    _check_nk(n, k)
     _check_shape("sfa", sfa, (m, ceil_div(k, SCALE_BLOCK)))
     _check_shape("sfb", sfb, (ceil_div(n, SCALE_BLOCK), ceil_div(k, SCALE_BLOCK)))
     _check_rows("a", a, 16)
@@ -121,3 +137,135 @@ def fp8_gemm_nt(
         config = heuristics.choose_config(m, n, k, num_sms)
     jit.get_fp8_gemm(config)(a, b, d, sfa, sfb, num_sms)
     return d
+
+
+def _check_grouped_b(b, sfb, k):
+    """``b [G, n, k]`` fp8 and ``sfb [G, ceil(n/128), ceil(k/128)]``; returns ``(G, n)``."""
+    _check_tensor("b", b, torch.float8_e4m3fn, 3)
+    _check_tensor("sfb", sfb, torch.float32, 3)
+    num_groups, n = b.shape[0], b.shape[1]
+    if b.shape[2] != k:
+        raise ValueError(f"b must be [G, n, k] with k={k} as in a, got {list(b.shape)}")
+    _check_nk(n, k)
+    _check_shape("sfb", sfb, (num_groups, ceil_div(n, SCALE_BLOCK), ceil_div(k, SCALE_BLOCK)))
+    _check_rows("b", b, 16)
+    if sfb.shape[2] > 1 and sfb.stride(2) != 1:
+        raise ValueError(f"sfb must have unit stride along its last dim, got strides {sfb.stride()}")
+    return num_groups, n
+
+
+def m_grouped_fp8_gemm_nt_contiguous(
+    a: tuple[torch.Tensor, torch.Tensor],
+    b: tuple[torch.Tensor, torch.Tensor],
+    d: torch.Tensor,
+    m_indices: torch.Tensor,
+    config: jit.GemmConfig | None = None,
+) -> torch.Tensor:
+    """MoE GEMM over experts stacked along M: ``d[r] = (a[r] * sfa[r]) @ (b[e] * sfb[e])^T``, ``e = m_indices[r]``.
+
+    :param a: ``(a, sfa)``: ``a [M_sum, k]`` fp8, the tokens of all experts stacked, and
+        ``sfa [M_sum, ceil(k/128)]`` fp32 (best M-major and TMA-aligned, else converted).
+    :param b: ``(b, sfb)``: ``b [G, n, k]`` fp8 and ``sfb [G, ceil(n/128), ceil(k/128)]`` fp32.
+    :param d: output ``[M_sum, n]`` bf16.
+    :param m_indices: int32 ``[M_sum]`` on the device: the expert of each row, constant within each
+        block of :func:`get_m_alignment_for_contiguous_layout` (128) rows; ``-1`` marks padding
+        rows, which are skipped (no math, nothing written there). Build it with
+        :func:`cute_gemm.moe.make_contiguous_m_indices`. The kernel reads the first row of each
+        128-row block; the per-block constancy is the caller's contract (not checked: it would
+        need a device synchronisation; :func:`cute_gemm.moe.check_contiguous_m_indices` checks it).
+
+    Same ``n``/``k`` rules as :func:`fp8_gemm_nt`. Returns ``d``.
+    """
+    (a, sfa), (b, sfb) = _unpack_pairs(a, b)
+    _check_tensor("a", a, torch.float8_e4m3fn, 2)
+    _check_tensor("sfa", sfa, torch.float32, 2)
+    _check_tensor("d", d, torch.bfloat16, 2)
+    _check_tensor("m_indices", m_indices, torch.int32, 1)
+    m_sum, k = a.shape
+    num_groups, n = _check_grouped_b(b, sfb, k)
+    _check_shape("d", d, (m_sum, n))
+    _check_shape("sfa", sfa, (m_sum, ceil_div(k, SCALE_BLOCK)))
+    _check_shape("m_indices", m_indices, (m_sum,))
+    _check_rows("a", a, 16)
+    _check_rows("d", d, 8)
+    if m_indices.numel() > 1 and m_indices.stride(0) != 1:
+        raise ValueError("m_indices must be contiguous")
+    tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb, "m_indices": m_indices}
+    _check_same_device(tensors)
+    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    if m_sum == 0 or n == 0 or num_groups == 0:
+        return d
+    if k == 0:
+        return d.zero_()
+    sfa = get_mn_major_tma_aligned_tensor(sfa)
+    num_sms = device.get_num_sms(d.device.index)
+    if config is None:
+        config = heuristics.choose_grouped_config(
+            GemmKind.M_GROUPED_CONTIGUOUS, m_sum, 1, n, k, num_sms
+        )
+    _check_kind(config, GemmKind.M_GROUPED_CONTIGUOUS)
+    jit.get_fp8_gemm(config)(a, _experts_last(b), d, sfa, _experts_last(sfb), m_indices, num_sms)
+    return d
+
+
+def m_grouped_fp8_gemm_nt_masked(
+    a: tuple[torch.Tensor, torch.Tensor],
+    b: tuple[torch.Tensor, torch.Tensor],
+    d: torch.Tensor,
+    masked_m: torch.Tensor,
+    expected_m: int,
+    config: jit.GemmConfig | None = None,
+) -> torch.Tensor:
+    """MoE GEMM per expert with device-side row counts: ``d[g, :masked_m[g]] = a[g] @ b[g]^T`` (scaled).
+
+    :param a: ``(a, sfa)``: ``a [G, M_max, k]`` fp8 and ``sfa [G, M_max, ceil(k/128)]`` fp32
+        (best M-major per expert and TMA-aligned, see :func:`get_mn_major_tma_aligned_tensor`).
+    :param b: ``(b, sfb)``: ``b [G, n, k]`` fp8 and ``sfb [G, ceil(n/128), ceil(k/128)]`` fp32.
+    :param d: output ``[G, M_max, n]`` bf16. Rows at or past ``masked_m[g]`` are neither computed
+        nor written.
+    :param masked_m: int32 ``[G]`` **on the device**: valid rows per expert (0 .. M_max). Never read
+        by the host, so the call can be captured in a CUDA graph and replayed with new values.
+    :param expected_m: host hint, the typical rows per expert (> 0), used to choose the tile.
+
+    Same ``n``/``k`` rules as :func:`fp8_gemm_nt`. Returns ``d``.
+    """
+    (a, sfa), (b, sfb) = _unpack_pairs(a, b)
+    _check_tensor("a", a, torch.float8_e4m3fn, 3)
+    _check_tensor("sfa", sfa, torch.float32, 3)
+    _check_tensor("d", d, torch.bfloat16, 3)
+    _check_tensor("masked_m", masked_m, torch.int32, 1)
+    if isinstance(expected_m, bool) or not isinstance(expected_m, int) or expected_m <= 0:
+        raise ValueError(f"expected_m must be a positive int, got {expected_m!r}")
+    num_groups, m_max, k = a.shape
+    g_b, n = _check_grouped_b(b, sfb, k)
+    if g_b != num_groups:
+        raise ValueError(f"b must have G={num_groups} experts as a, got {g_b}")
+    _check_shape("d", d, (num_groups, m_max, n))
+    _check_shape("sfa", sfa, (num_groups, m_max, ceil_div(k, SCALE_BLOCK)))
+    _check_shape("masked_m", masked_m, (num_groups,))
+    _check_rows("a", a, 16)
+    _check_rows("d", d, 8)
+    tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb, "masked_m": masked_m}
+    _check_same_device(tensors)
+    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    if num_groups == 0 or m_max == 0 or n == 0:
+        return d
+    if k == 0:
+        raise ValueError("k must be positive for the masked GEMM (rows past masked_m stay untouched)")
+    sfa = get_mn_major_tma_aligned_tensor(sfa)
+    num_sms = device.get_num_sms(d.device.index)
+    if config is None:
+        config = heuristics.choose_grouped_config(
+            GemmKind.M_GROUPED_MASKED, min(expected_m, m_max), num_groups, n, k, num_sms
+        )
+    _check_kind(config, GemmKind.M_GROUPED_MASKED)
+    jit.get_fp8_gemm(config)(
+        _experts_last(a), _experts_last(b), _experts_last(d), _experts_last(sfa),
+        _experts_last(sfb), masked_m, num_sms,
+    )
+    return d
+
+
+def _check_kind(config, kind):
+    if config.kind != kind:
+        raise ValueError(f"config must have kind={kind.name}, got {config.kind.name}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from schedulers.raster import GemmKind
 
 BLOCK_N_EFFICIENCY = {32: 0.70, 64: 0.85, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93}
 """Relative throughput of one tile per column, by BLOCK_N (the candidates the heuristic tries)."""
@@ -49,9 +50,9 @@ class TileChoice:
         return (round(self.cost, 6), -self.block_n)
 
 
-def candidates(m: int, n: int, num_sms: int) -> list[TileChoice]:
+def candidates(m: int, n: int, num_sms: int, block_m: int | None = None) -> list[TileChoice]:
     """Every candidate tile for ``m x n`` with its wave count, best first."""
-    block_m = 64 if m <= 64 else 128
+    block_m = block_m or (64 if m <= 64 else 128)
     out = []
     for block_n in BLOCK_N_EFFICIENCY:
         num_tiles = ceil_div(m, block_m) * ceil_div(n, block_n)
@@ -65,6 +66,21 @@ def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     best = candidates(m, n, num_sms)[0]
     return GemmConfig(best.block_m, best.block_n, max_stages(best.block_m, best.block_n))
+
+
+@functools.lru_cache(maxsize=4096)
+def choose_grouped_config(
+    kind: GemmKind, rows_per_group: int, num_groups: int, n: int, k: int, num_sms: int
+) -> GemmConfig:
+    """Configuration of a grouped GEMM: the dense rule applied to all experts' rows together.
+
+    BLOCK_M follows the rows of one expert (64 when an expert has at most 64 rows, as in masked
+    decoding); BLOCK_N minimises the modelled time of every expert's tiles.
+    """
+    block_m = 64 if rows_per_group <= 64 else 128
+    rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
+    best = candidates(rows, n, num_sms, block_m)[0]
+    return GemmConfig(block_m, best.block_n, max_stages(block_m, best.block_n), kind=kind)
 
 
 def explain(m: int, n: int, k: int, num_sms: int) -> str:

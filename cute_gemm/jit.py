@@ -23,6 +23,7 @@ import cutlass.cute as cute  # noqa: E402
 from cutlass.cute.runtime import make_fake_stream, make_fake_tensor  # noqa: E402
 
 from cute_gemm.kernels.fp8_gemm_sm90 import Fp8GemmSm90  # noqa: E402
+from schedulers.raster import GemmKind  # noqa: E402
 
 ARCH = "sm_90a"
 COMPILE_OPTIONS = f"--gpu-arch {ARCH} --enable-tvm-ffi"
@@ -38,48 +39,68 @@ class GemmConfig(NamedTuple):
     cluster_n: int = 1
     raster_group: int = 16
     raster_along_m: bool = True
+    kind: GemmKind = GemmKind.NORMAL
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"
+        kind = "" if self.kind == GemmKind.NORMAL else f" {self.kind.name.lower()}"
         return (
             f"BLOCK_M={self.block_m} BLOCK_N={self.block_n} BLOCK_K=128 stages={self.stages} "
-            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}"
+            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}{kind}"
         )
 
 
-def fake_fp8_gemm_arguments():
-    """Fake (a, b, d, sfa, sfb) with symbolic shapes: one compile serves every M, N, K.
+def fake_fp8_gemm_arguments(kind: GemmKind = GemmKind.NORMAL):
+    """Fake tensors with symbolic shapes for one kind: one compile serves every shape.
 
     Shared symbols make the compiled function check at call time that A, D and SFA agree on M, etc.
     Divisibility hints keep the 16-byte TMA paths: K % 16 (fp8 rows), N % 8 (bf16 rows), SFA's column
-    stride % 4 (fp32).
+    stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors. Contiguous: B and SFB gain an
+    expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an expert mode
+    (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows.
     """
     m, n = cute.sym_int(symbol="m"), cute.sym_int(symbol="n")
     k = cute.sym_int(divisibility=16, symbol="k")
     kb, nb = cute.sym_int(symbol="k_blocks"), cute.sym_int(symbol="n_blocks")
-    fp8 = cutlass.Float8E4M3FN
-    a = make_fake_tensor(fp8, (m, k), stride=(cute.sym_int64(divisibility=16), 1), assumed_align=16)
-    b = make_fake_tensor(fp8, (n, k), stride=(cute.sym_int64(divisibility=16), 1), assumed_align=16)
-    d = make_fake_tensor(
-        cutlass.BFloat16, (m, n), stride=(cute.sym_int64(divisibility=8), 1), assumed_align=16
-    )
-    sfa = make_fake_tensor(
-        cutlass.Float32, (m, kb), stride=(1, cute.sym_int64(divisibility=4)), assumed_align=16
-    )
-    sfb = make_fake_tensor(cutlass.Float32, (nb, kb), stride=(cute.sym_int64(), 1), assumed_align=4)
-    return a, b, d, sfa, sfb
+    g = cute.sym_int(symbol="groups")
+    fp8, f32, i32 = cutlass.Float8E4M3FN, cutlass.Float32, cutlass.Int32
+
+    def row_major(dtype, rows, cols, row_div, batched, align=16):
+        shape, stride = (rows, cols), (cute.sym_int64(divisibility=row_div), 1)
+        if batched:
+            shape, stride = shape + (g,), stride + (cute.sym_int64(divisibility=row_div),)
+        return make_fake_tensor(dtype, shape, stride=stride, assumed_align=align)
+
+    def m_major(rows, cols, batched):
+        shape, stride = (rows, cols), (1, cute.sym_int64(divisibility=4))
+        if batched:
+            shape, stride = shape + (g,), stride + (cute.sym_int64(divisibility=4),)
+        return make_fake_tensor(f32, shape, stride=stride, assumed_align=16)
+
+    masked = kind == GemmKind.M_GROUPED_MASKED
+    grouped = kind != GemmKind.NORMAL
+    a = row_major(fp8, m, k, 16, masked)
+    b = row_major(fp8, n, k, 16, grouped)
+    d = row_major(cutlass.BFloat16, m, n, 8, masked)
+    sfa = m_major(m, kb, masked)
+    sfb = row_major(f32, nb, kb, 1, grouped, align=4)
+    if not grouped:
+        return a, b, d, sfa, sfb
+    info_len = g if masked else m
+    return a, b, d, sfa, sfb, make_fake_tensor(i32, (info_len,), stride=(1,), assumed_align=4)
 
 
 def compile_fp8_gemm(config: GemmConfig, extra_options: str = ""):
     """Compile one configuration for sm_90a (no GPU needed). Returns ``(compiled_fn, kernel)``."""
     kernel = Fp8GemmSm90(*config)
+    entry = kernel if config.kind == GemmKind.NORMAL else kernel.grouped
     with warnings.catch_warnings():
         # NOTES: the promotion stage unrolls over the whole accumulator on purpose (register
         # fragments must be indexed with compile-time indices); the DSL warns about long loops.
         warnings.filterwarnings("ignore", message="This static loop has")
         fn = cute.compile(
-            kernel,
-            *fake_fp8_gemm_arguments(),
+            entry,
+            *fake_fp8_gemm_arguments(config.kind),
             cutlass.Int32(132),
             make_fake_stream(use_tvm_ffi_env_stream=True),
             options=f"{COMPILE_OPTIONS} {extra_options}".strip(),

@@ -71,26 +71,31 @@ def per_block_dequantize(x_fp8: torch.Tensor, sf: torch.Tensor) -> torch.Tensor:
 
 
 def is_tma_aligned_sfa(sf: torch.Tensor) -> bool:
-    """True if ``sf [m, kb]`` is M-major with a 16-byte-aligned column stride (what TMA loads)."""
-    m = sf.shape[0]
-    col_stride_ok = sf.stride(1) % 4 == 0 and sf.stride(1) >= m
-    return (sf.stride(0) == 1 or m == 1) and col_stride_ok and sf.data_ptr() % 16 == 0
+    """True if ``sf [(g,) m, kb]`` is M-major with a 16-byte-aligned column stride (what TMA loads)."""
+    m = sf.shape[-2]
+    col_stride_ok = sf.stride(-1) % 4 == 0 and sf.stride(-1) >= m
+    batch_ok = sf.dim() == 2 or sf.stride(0) % 4 == 0
+    return (sf.stride(-2) == 1 or m == 1) and col_stride_ok and batch_ok and sf.data_ptr() % 16 == 0
 
 
 def get_mn_major_tma_aligned_tensor(sf: torch.Tensor) -> torch.Tensor:
-    """The TMA-aligned scale transform: ``sf [m, kb]`` as an M-major tensor of the same values.
+    """The TMA-aligned scale transform: ``sf [m, kb]`` (or ``[g, m, kb]``) as an M-major tensor.
 
-    The result has shape ``[m, kb]`` and strides ``(1, round_up(m, 4))``: each K block's ``m`` scales
-    are contiguous and start 16-byte aligned. Already-aligned input is returned as is (no copy).
+    The result has the same shape and values, with strides ``(1, round_up(m, 4))`` (batched:
+    ``(kb * round_up(m, 4), 1, round_up(m, 4))``): each K block's ``m`` scales are contiguous and
+    start 16-byte aligned. Already-aligned input is returned as is (no copy).
     """
-    if sf.dim() != 2 or sf.dtype != torch.float32:
-        raise ValueError(f"sf must be a 2-D float32 tensor [m, kb], got {sf.dtype} {tuple(sf.shape)}")
+    if sf.dim() not in (2, 3) or sf.dtype != torch.float32:
+        raise ValueError(
+            f"sf must be a float32 tensor [m, kb] or [g, m, kb], got {sf.dtype} {tuple(sf.shape)}"
+        )
     if is_tma_aligned_sfa(sf):
         return sf
-    m, kb = sf.shape
-    storage = torch.empty((kb, tma_aligned_rows(m)), dtype=sf.dtype, device=sf.device)
-    storage[:, :m] = sf.t()
-    return storage[:, :m].t()
+    m, kb = sf.shape[-2:]
+    batch = sf.shape[:-2]
+    storage = torch.empty((*batch, kb, tma_aligned_rows(m)), dtype=sf.dtype, device=sf.device)
+    storage[..., :m] = sf.transpose(-1, -2)
+    return storage[..., :m].transpose(-1, -2)
 
 
 def calc_diff(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -65,3 +65,73 @@ def make_fp8_gemm_problem(
     b, sfb = per_block_cast_to_fp8(y)
     d = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=device)
     return Fp8GemmProblem(x, y, a, get_mn_major_tma_aligned_tensor(sfa), b, sfb, d)
+
+
+@dataclass
+class GroupedProblem:
+    """Per-expert FP8 operands for the grouped GEMMs, with fp32 references per expert."""
+
+    a: torch.Tensor  # contiguous: [M_sum, k]; masked: [G, M_max, k]
+    sfa: torch.Tensor  # TMA-aligned, M-major (per expert for masked)
+    b: torch.Tensor  # [G, n, k]
+    sfb: torch.Tensor  # [G, ceil(n/128), ceil(k/128)]
+    d: torch.Tensor  # NaN-poisoned output
+    x: torch.Tensor  # unquantised a, same layout
+    y: torch.Tensor  # unquantised b [G, n, k]
+    rows: list  # contiguous: (start, count) per expert; masked: count per expert
+    group_info: torch.Tensor  # m_indices or masked_m (int32, on the device)
+
+    def expert_reference(self, g: int, dequantized: bool = True) -> torch.Tensor:
+        """fp32 product of expert ``g``'s valid rows: dequantised FP8 inputs or the bf16 originals."""
+        if self.a.dim() == 2:
+            start, count = self.rows[g]
+            a, sfa, x = self.a[start:start + count], self.sfa[start:start + count], self.x[start:start + count]
+        else:
+            count = self.rows[g]
+            a, sfa, x = self.a[g, :count], self.sfa[g, :count], self.x[g, :count]
+        if not dequantized:
+            return x.float() @ self.y[g].float().t()
+        return per_token_dequantize(a, sfa) @ per_block_dequantize(self.b[g], self.sfb[g]).t()
+
+
+def _quantize_experts(y: torch.Tensor):
+    pairs = [per_block_cast_to_fp8(y[g]) for g in range(y.shape[0])]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def make_contiguous_problem(group_rows, n: int, k: int, alignment: int = 128, device="cuda"):
+    """Experts with ``group_rows[g]`` tokens each, stacked along M, each padded to ``alignment``.
+
+    Padding rows have ``m_indices = -1`` and zero inputs; ``d`` is poisoned everywhere.
+    """
+    starts, total = [], 0
+    for count in group_rows:
+        starts.append(total)
+        total += -(-count // alignment) * alignment
+    m_indices = torch.full((total,), -1, dtype=torch.int32)
+    x = torch.zeros((total, k), dtype=torch.bfloat16, device=device)
+    for g, (start, count) in enumerate(zip(starts, group_rows)):
+        m_indices[start:start + count] = g
+        x[start:start + count] = torch.randn((count, k), device=device).bfloat16()
+    y = torch.randn((len(group_rows), n, k), device=device).bfloat16()
+    a, sfa = per_token_cast_to_fp8(x)
+    b, sfb = _quantize_experts(y)
+    d = torch.full((total, n), float("nan"), dtype=torch.bfloat16, device=device)
+    return GroupedProblem(
+        a, get_mn_major_tma_aligned_tensor(sfa), b, sfb, d, x, y,
+        list(zip(starts, group_rows)), m_indices.to(device),
+    )
+
+
+def make_masked_problem(masked_m, m_max: int, n: int, k: int, device="cuda"):
+    """``[G, M_max, k]`` inputs (random in every row), ``masked_m`` on the device, ``d`` poisoned."""
+    num_groups = len(masked_m)
+    x = torch.randn((num_groups, m_max, k), device=device).bfloat16()
+    y = torch.randn((num_groups, n, k), device=device).bfloat16()
+    pairs = [per_token_cast_to_fp8(x[g]) for g in range(num_groups)]
+    a = torch.stack([p[0] for p in pairs])
+    sfa = get_mn_major_tma_aligned_tensor(torch.stack([p[1] for p in pairs]))
+    b, sfb = _quantize_experts(y)
+    d = torch.full((num_groups, m_max, n), float("nan"), dtype=torch.bfloat16, device=device)
+    info = torch.tensor(list(masked_m), dtype=torch.int32, device=device)
+    return GroupedProblem(a, sfa, b, sfb, d, x, y, list(masked_m), info)

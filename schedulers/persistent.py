@@ -1,57 +1,101 @@
 """The DSL side of the persistent scheduler: what a kernel's producer and consumers both walk.
 
-Producer and math warpgroups each build one :class:`PersistentTileScheduler` and walk the same
-static sequence; nothing is communicated between them. Usage inside a ``@cute.kernel``::
+Each role (producer, math) builds its own :class:`PersistentTileScheduler` from the kernel's
+arguments and walks the same static sequence; nothing is communicated between roles::
 
-    sched = PersistentTileScheduler(num_m_blocks, num_n_blocks, group, along_m, cluster_mn)
+    sched = PersistentTileScheduler(kind, num_m_blocks, num_n_blocks, block_m, group, along_m,
+                                    cluster_mn, group_info)
     unit = sched.first_unit()
-    while unit < sched.num_units:
-        m_block, n_block = sched.tile_coords(unit)
-        ...
+    num_units = sched.num_units()
+    while unit < num_units:
+        tile = sched.tile(unit)          # m_block, n_block, expert, rows, is_valid
+        if tile.is_valid: ...
         unit += sched.stride
 
-With a CTA cluster of ``cluster_mn = (cm, cn)`` the schedule walks *cluster tiles* (``cm x cn``
-adjacent tiles computed by the CTAs of one cluster, which share A or B through TMA multicast); CTA
-``(rank_m, rank_n)`` of the cluster takes tile ``(cluster_m_block * cm + rank_m, ...)``. At an
-odd edge that tile can lie past the matrix: the CTA still runs the main loop (its peer needs its
-half of the multicast) on zero-filled TMA loads, and its TMA store writes nothing.
+Kinds (:class:`schedulers.raster.GemmKind`), with the same arithmetic as the plain-Python twin in
+:mod:`schedulers.reference`:
+
+- ``NORMAL``: ``num_m_blocks x num_n_blocks`` tiles in the grouped raster order. With a CTA
+  cluster ``(cm, cn)`` the units are *cluster tiles*; CTA ``(rank_m, rank_n)`` takes tile
+  ``(unit_m * cm + rank_m, unit_n * cn + rank_n)``; at an odd edge that tile lies past the matrix
+  and is computed on zero-filled loads and never stored (its peer needs its half of the multicast).
+- ``M_GROUPED_CONTIGUOUS``: the same tiles over the stacked rows; a tile's expert is
+  ``m_indices[m_block * block_m]`` (``group_info``); ``-1`` (padding) makes the tile invalid. A
+  valid tile whose last row is padding gets ``rows = 0``: the epilogue then stores row by row,
+  skipping rows whose ``m_indices`` is ``-1``.
+- ``M_GROUPED_MASKED``: units numbered expert by expert; expert ``g`` owns
+  ``ceil(masked_m[g] / block_m) * num_n_blocks`` units (``group_info`` is ``masked_m``), rasterised
+  inside the expert; ``rows`` is the number of valid rows of the tile (the epilogue stores only
+  those).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cutlass
 import cutlass.cute as cute
-from cutlass import Int32
+from cutlass import Boolean, Int32
 from cutlass.cutlass_dsl import extract_mlir_values, new_from_mlir_values
 
-from schedulers.raster import rasterize
+from schedulers.raster import GemmKind, rasterize
+
+
+class WorkTile(NamedTuple):
+    m_block: Int32
+    n_block: Int32
+    expert: Int32
+    rows: Int32  # masked: valid rows (masked_m - m_block * block_m, capped); contiguous: block_m
+    # if the tile has no padding rows, else 0 (the epilogue checks m_indices row by row)
+    is_valid: Boolean
 
 
 class PersistentTileScheduler:
-    """Dense (``GemmKind.NORMAL``) schedule over ``num_m_blocks x num_n_blocks`` tiles.
+    """Tile schedule of one kernel launch (see the module docstring)."""
 
-    ``group``, ``along_m`` and ``cluster_mn`` are compile-time; the block counts are run-time
-    ``Int32``. The object can be passed to ``@cute.jit`` role methods: only the run-time fields
-    cross as IR values.
-    """
-
-    def __init__(self, num_m_blocks, num_n_blocks, group: int, along_m: bool, cluster_mn=(1, 1)):
-        self.num_m_blocks = Int32(num_m_blocks)
+    def __init__(
+        self,
+        kind: GemmKind,
+        num_m_blocks,
+        num_n_blocks,
+        block_m: int,
+        group: int,
+        along_m: bool,
+        cluster_mn=(1, 1),
+        group_info: cute.Tensor | None = None,
+    ):
+        self.kind = kind
+        self.num_m_blocks = Int32(num_m_blocks)  # contiguous/normal: blocks of all rows
         self.num_n_blocks = Int32(num_n_blocks)
+        self.block_m = block_m
         self.group = group
         self.along_m = along_m
         self.cluster_mn = tuple(cluster_mn)
+        self.group_info = group_info
 
+    # The DSL carries the scheduler through the dynamic tile loop: only run-time fields are IR values.
     def __extract_mlir_values__(self):
-        return extract_mlir_values(self.num_m_blocks) + extract_mlir_values(self.num_n_blocks)
+        values = extract_mlir_values(self.num_m_blocks) + extract_mlir_values(self.num_n_blocks)
+        self._num_info_values = 0
+        if self.group_info is not None:
+            info = extract_mlir_values(self.group_info)
+            self._num_info_values = len(info)
+            values += info
+        return values
 
     def __new_from_mlir_values__(self, values):
+        info = None
+        if self.group_info is not None:
+            info = new_from_mlir_values(self.group_info, values[2:2 + self._num_info_values])
         return PersistentTileScheduler(
+            self.kind,
             new_from_mlir_values(self.num_m_blocks, [values[0]]),
             new_from_mlir_values(self.num_n_blocks, [values[1]]),
+            self.block_m,
             self.group,
             self.along_m,
             self.cluster_mn,
+            info,
         )
 
     @property
@@ -59,33 +103,71 @@ class PersistentTileScheduler:
         return self.cluster_mn[0] * self.cluster_mn[1]
 
     @property
-    def num_m_units(self) -> Int32:
-        return (self.num_m_blocks + self.cluster_mn[0] - 1) // self.cluster_mn[0]
-
-    @property
-    def num_n_units(self) -> Int32:
-        return (self.num_n_blocks + self.cluster_mn[1] - 1) // self.cluster_mn[1]
-
-    @property
-    def num_units(self) -> Int32:
-        """Cluster tiles in the problem (tiles, without clusters)."""
-        return self.num_m_units * self.num_n_units
-
-    @property
     def stride(self) -> Int32:
-        """Units between two iterations of one cluster: the number of clusters."""
+        """Units between two iterations of one cluster: the number of clusters launched."""
         return Int32(cute.arch.grid_dim()[0]) // self.cluster_mn[0]
 
     def first_unit(self) -> Int32:
         return Int32(cute.arch.block_idx()[0]) // self.cluster_mn[0]
 
-    def tile_coords(self, unit: Int32) -> tuple[Int32, Int32]:
-        """(m_block, n_block) this CTA computes for cluster tile ``unit`` (see :mod:`schedulers.raster`)."""
-        m_unit, n_unit = rasterize(
-            unit, self.num_m_units, self.num_n_units, self.group, self.along_m, cutlass.min
-        )
-        if cutlass.const_expr(self.cluster_size == 1):
-            return m_unit, n_unit
-        rank_m = Int32(cute.arch.block_idx()[0]) % self.cluster_mn[0]
-        rank_n = Int32(cute.arch.block_idx()[1])
-        return m_unit * self.cluster_mn[0] + rank_m, n_unit * self.cluster_mn[1] + rank_n
+    def _units_m(self) -> Int32:
+        return (self.num_m_blocks + self.cluster_mn[0] - 1) // self.cluster_mn[0]
+
+    def _units_n(self) -> Int32:
+        return (self.num_n_blocks + self.cluster_mn[1] - 1) // self.cluster_mn[1]
+
+    @cute.jit
+    def num_units(self) -> Int32:
+        """Units (cluster tiles) of the whole launch."""
+        total = self._units_m() * self._units_n()
+        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+            total = Int32(0)
+            for g in range(cute.size(self.group_info)):
+                total += (self.group_info[g] + self.block_m - 1) // self.block_m * self.num_n_blocks
+        return total
+
+    @cute.jit
+    def tile(self, unit: Int32) -> WorkTile:
+        """The tile this CTA computes for ``unit``."""
+        expert = Int32(0)
+        rows = Int32(self.block_m)
+        is_valid = Boolean(True)
+        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+            # Find the expert owning `unit` (a fixed loop of independent loads; no early exit).
+            prefix = Int32(0)
+            local = Int32(0)
+            expert_m_blocks = Int32(1)
+            expert_rows = Int32(0)
+            for g in range(cute.size(self.group_info)):
+                g_rows = self.group_info[g]
+                g_m_blocks = (g_rows + self.block_m - 1) // self.block_m
+                g_units = g_m_blocks * self.num_n_blocks
+                if unit >= prefix and unit < prefix + g_units:
+                    expert = Int32(g)
+                    local = unit - prefix
+                    expert_m_blocks = g_m_blocks
+                    expert_rows = g_rows
+                prefix += g_units
+            m_block, n_block = rasterize(
+                local, expert_m_blocks, self.num_n_blocks, self.group, self.along_m, cutlass.min
+            )
+            rows = cutlass.min(expert_rows - m_block * self.block_m, self.block_m)
+        else:
+            m_unit, n_unit = rasterize(
+                unit, self._units_m(), self._units_n(), self.group, self.along_m, cutlass.min
+            )
+            m_block, n_block = m_unit, n_unit
+            if cutlass.const_expr(self.cluster_size > 1):
+                rank_m = Int32(cute.arch.block_idx()[0]) % self.cluster_mn[0]
+                rank_n = Int32(cute.arch.block_idx()[1])
+                m_block = m_unit * self.cluster_mn[0] + rank_m
+                n_block = n_unit * self.cluster_mn[1] + rank_n
+            if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_CONTIGUOUS):
+                expert = self.group_info[m_block * self.block_m]
+                is_valid = expert >= 0
+                # A block whose last row is padding has padding rows at its end: rows = 0 flags it
+                # for the epilogue's per-row predicated store.
+                last_row = cutlass.min(m_block * self.block_m + self.block_m, cute.size(self.group_info)) - 1
+                if self.group_info[last_row] < 0:
+                    rows = Int32(0)
+        return WorkTile(m_block, n_block, expert, rows, is_valid)

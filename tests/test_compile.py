@@ -8,6 +8,7 @@ from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, max_stages
 from cute_gemm.sass import compile_report
 from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+from schedulers.raster import GemmKind
 
 CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn)) for bm in BLOCK_M_CHOICES for bn in BLOCK_N_CHOICES
@@ -15,10 +16,14 @@ CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn), *cluster)
     for bm, bn in ((128, 128), (128, 160), (64, 112))
     for cluster in ((2, 1), (1, 2))
+] + [
+    GemmConfig(bm, bn, max_stages(bm, bn), kind=kind)
+    for bm, bn in ((128, 128), (128, 160), (64, 112), (64, 32))
+    for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
 ]
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}")
+@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}")
 def report(request):
     return compile_report(request.param)
 

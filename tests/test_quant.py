@@ -213,8 +213,8 @@ def test_is_tma_aligned_sfa(make, expected):
 
 @pytest.mark.parametrize(
     "sf", [torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.bfloat16),
-           torch.zeros(8), torch.zeros(2, 4, 2)],
-    ids=["float64", "bfloat16", "1d", "3d"],
+           torch.zeros(8), torch.zeros(2, 2, 4, 2)],
+    ids=["float64", "bfloat16", "1d", "4d"],
 )
 def test_transform_rejects_bad_input(sf):
     with pytest.raises(ValueError, match="sf"):
@@ -261,3 +261,13 @@ def test_calc_diff_zeros():
     assert calc_diff(z, -z) == 0.0
     x = torch.ones(3, 5)
     assert calc_diff(z, x) == 1.0 and calc_diff(x, z) == 1.0
+
+
+@pytest.mark.parametrize("g,m,kb", [(1, 1, 1), (3, 5, 7), (4, 256, 56), (2, 4097, 3)])
+def test_transform_batched(g, m, kb):
+    sf = torch.rand(g, m, kb)
+    out = get_mn_major_tma_aligned_tensor(sf)
+    pad = -(-m // 4) * 4
+    assert out.shape == (g, m, kb) and torch.equal(out, sf)
+    assert out.stride() == (kb * pad, 1, pad) or m == 1
+    assert is_tma_aligned_sfa(out) and get_mn_major_tma_aligned_tensor(out) is out

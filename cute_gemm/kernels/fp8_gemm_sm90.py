@@ -21,6 +21,7 @@ from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
 from layouts import tiles
 from schedulers.persistent import PersistentTileScheduler
+from schedulers.raster import GemmKind
 
 SMEM_CAPACITY = get_smem_capacity_in_bytes("sm_90")  # 232448 B = 227 KB per CTA
 EPILOGUE_STAGES = 2
@@ -80,10 +81,16 @@ class Fp8GemmSm90:
         cluster_n: int = 1,
         raster_group: int = 16,
         raster_along_m: bool = True,
+        kind: GemmKind = GemmKind.NORMAL,
     ):
         tiles.check_tile(block_m, block_n)
         if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
             raise ValueError(f"cluster (m, n) must be (1, 1), (2, 1) or (1, 2), got {(cluster_m, cluster_n)}")
+        self.kind = GemmKind(kind)
+        if self.kind not in (GemmKind.NORMAL, GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED):
+            raise ValueError(f"kind {self.kind.name} is not implemented by this kernel")
+        if self.kind != GemmKind.NORMAL and (cluster_m, cluster_n) != (1, 1):
+            raise ValueError("clusters are only supported for the dense (NORMAL) kind so far")
         if not 2 <= stages <= max_stages(block_m, block_n):
             raise ValueError(
                 f"stages must be in [2, {max_stages(block_m, block_n)}] for a "
@@ -120,6 +127,30 @@ class Fp8GemmSm90:
         num_sms: Int32,
         stream,
     ):
+        """Dense launch (``GemmKind.NORMAL``)."""
+        self._launch(a, b, d, sfa, sfb, sfb, num_sms, stream)
+
+    @cute.jit
+    def grouped(
+        self,
+        a: cute.Tensor,  # contiguous: (M_sum, K); masked: (M_max, K, G)
+        b: cute.Tensor,  # (N, K, G)
+        d: cute.Tensor,  # contiguous: (M_sum, N); masked: (M_max, N, G)
+        sfa: cute.Tensor,  # contiguous: (M_sum, Kb); masked: (M_max, Kb, G); M-major
+        sfb: cute.Tensor,  # (ceil(N/128), Kb, G)
+        group_info: cute.Tensor,  # contiguous: m_indices (M_sum,); masked: masked_m (G,); int32
+        num_sms: Int32,
+        stream,
+    ):
+        """Grouped launch (``M_GROUPED_CONTIGUOUS`` / ``M_GROUPED_MASKED``)."""
+        self._launch(a, b, d, sfa, sfb, group_info, num_sms, stream)
+
+    @cute.jit
+    def _launch(self, a, b, d, sfa, sfb, group_info, num_sms: Int32, stream):
+        """Build layouts, TMA atoms and shared storage for the tensors, then launch the kernel.
+
+        ``group_info`` is unused by the dense kind (it receives ``sfb`` as a placeholder).
+        """
         bM, bN, bK = self.tile_shape_mnk
         tiled_mma = sm90_utils.make_trivial_tiled_mma(
             a.element_type,
@@ -169,15 +200,18 @@ class Fp8GemmSm90:
 
         self.shared_storage = SharedStorage
 
+        # Upper bound of the units (masked: every expert full); the launch never exceeds the SMs.
         num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
+        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+            num_units = num_units * d.shape[2]
         num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cm * cn)), 1)
         self.kernel(
             tiled_mma,
             tma_atom_a, tma_a,
             tma_atom_b, tma_b,
             tma_atom_sfa, tma_sfa,
-            tma_atom_d, tma_d,
-            sfb,
+            tma_atom_d, tma_d, d,
+            sfb, group_info,
             a_smem_layout, b_smem_layout, epi_smem_layout,
         ).launch(
             grid=[num_clusters * cm, cn, 1],
@@ -202,7 +236,9 @@ class Fp8GemmSm90:
         mSFA_mk: cute.Tensor,
         tma_atom_d: cute.CopyAtom,
         mD_mn: cute.Tensor,
+        d_real: cute.Tensor,
         mSFB_nk: cute.Tensor,
+        group_info: cute.Tensor,
         a_smem_layout: cute.ComposedLayout,
         b_smem_layout: cute.ComposedLayout,
         epi_smem_layout: cute.ComposedLayout,
@@ -232,29 +268,25 @@ class Fp8GemmSm90:
         sD = storage.sD.get_tensor(epi_smem_layout.outer, swizzle=epi_smem_layout.inner)
         sSFA = storage.sSFA.get_tensor(scale_layouts.sfa_smem_layout(bM, self.stages))
 
-        num_m_blocks = cute.ceil_div(mD_mn.shape[0], bM)
-        num_n_blocks = cute.ceil_div(mD_mn.shape[1], bN)
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
-        sched = PersistentTileScheduler(
-            num_m_blocks, num_n_blocks, self.raster_group, self.raster_along_m, self.cluster_mn
-        )
         pipeline.pipeline_init_wait(cluster_shape_mn=self.cluster_mn)
 
         if warpgroup_idx == 0:
             cute.arch.setmaxregister_decrease(self.producer_registers)
             if warp_idx == 0:
                 self.load(
-                    sched, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
+                    group_info, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
                     tma_atom_a, mA_mk, sA,
                     tma_atom_b, mB_nk, sB,
                     tma_atom_sfa, mSFA_mk, sSFA,
+                    mD_mn,
                 )
         else:
             cute.arch.setmaxregister_increase(self.math_registers)
             self.mma_and_epilogue(
-                sched, num_k_blocks, mainloop, tiled_mma,
+                group_info, num_k_blocks, mainloop, tiled_mma,
                 sA, sB, sSFA, mSFB_nk,
-                tma_atom_d, mD_mn, sD, tidx - 128, warp_idx,
+                tma_atom_d, mD_mn, d_real, sD, tidx - 128, warp_idx,
             )
 
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
@@ -273,6 +305,37 @@ class Fp8GemmSm90:
             defer_sync=True,
         )
 
+    def make_scheduler(self, mD: cute.Tensor, group_info: cute.Tensor) -> PersistentTileScheduler:
+        """The tile schedule both roles walk (:mod:`schedulers.persistent`)."""
+        bM, bN, _ = self.tile_shape_mnk
+        return PersistentTileScheduler(
+            self.kind,
+            cute.ceil_div(mD.shape[0], bM),
+            cute.ceil_div(mD.shape[1], bN),
+            bM,
+            self.raster_group,
+            self.raster_along_m,
+            self.cluster_mn,
+            group_info if self.kind != GemmKind.NORMAL else None,
+        )
+
+    @cute.jit
+    def real_tile(self, d: cute.Tensor, tile) -> cute.Tensor:
+        """The (bM, bN) tile of the output as memory (``d`` is ``(M_max, N, G)`` or ``(M_sum, N)``).
+
+        Its column extent is what is left of ``d`` from the tile's first column, so the predicated
+        store can compare columns against it.
+        """
+        bM, bN = self.block_m, self.block_n
+        row0, col0 = tile.m_block * bM, tile.n_block * bN
+        base = d
+        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+            base = d[(None, None, tile.expert)]
+        return cute.make_tensor(
+            base.iterator + row0 * base.stride[0] + col0,
+            cute.make_layout((bM, base.shape[1] - col0), stride=(base.stride[0], 1)),
+        )
+
     @staticmethod
     def _g2s_op(num_multicast: int):
         if num_multicast == 1:
@@ -282,7 +345,7 @@ class Fp8GemmSm90:
     @cute.jit
     def load(
         self,
-        sched: PersistentTileScheduler,
+        group_info: cute.Tensor,
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         cta_layout_mnk: cute.Layout,
@@ -290,6 +353,7 @@ class Fp8GemmSm90:
         tma_atom_a: cute.CopyAtom, mA_mk: cute.Tensor, sA: cute.Tensor,
         tma_atom_b: cute.CopyAtom, mB_nk: cute.Tensor, sB: cute.Tensor,
         tma_atom_sfa: cute.CopyAtom, mSFA_mk: cute.Tensor, sSFA: cute.Tensor,
+        mD_mn: cute.Tensor,
     ):
         """Producer role: per tile, per K block, TMA A, B and SFA into the next free stage.
 
@@ -302,10 +366,10 @@ class Fp8GemmSm90:
         b_mcast_mask = cute.make_layout_image_mask(cta_layout_mnk, cluster_coord_mnk, mode=0) if cm > 1 else 0
         a_cta_layout = cute.make_layout(cn)
         b_cta_layout = cute.make_layout(cm)
-        # (bM, bK, RestM, RestK), (bN, bK, RestN, RestK), (bM, 1, RestM, RestK)
-        gA = cute.local_tile(mA_mk, (bM, bK), (None, None))
-        gB = cute.local_tile(mB_nk, (bN, bK), (None, None))
-        gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None))
+        # (bM, bK, RestM, RestK[, G]), (bN, bK, RestN, RestK[, G]), (bM, 1, RestM, RestK[, G])
+        gA = cute.local_tile(mA_mk, (bM, bK), (None, None) + (None,) * (cute.rank(mA_mk) - 2))
+        gB = cute.local_tile(mB_nk, (bN, bK), (None, None) + (None,) * (cute.rank(mB_nk) - 2))
+        gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None) + (None,) * (cute.rank(mSFA_mk) - 2))
         # ((atom), stages) and ((atom), RestM, RestK)
         tAsA, tAgA = cpasync.tma_partition(
             tma_atom_a, cluster_coord_mnk[1], a_cta_layout,
@@ -320,32 +384,43 @@ class Fp8GemmSm90:
             cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
         )
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Producer, self.stages)
+        sched = self.make_scheduler(mD_mn, group_info)
         unit = sched.first_unit()
-        while unit < sched.num_units:
-            m_block, n_block = sched.tile_coords(unit)
-            for k_block in range(num_k_blocks):
-                mainloop.producer_acquire(state)
-                barrier = mainloop.producer_get_barrier(state)
-                cute.copy(tma_atom_a, tAgA[(None, m_block, k_block)], tAsA[(None, state.index)],
-                          tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
-                cute.copy(tma_atom_b, tBgB[(None, n_block, k_block)], tBsB[(None, state.index)],
-                          tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
-                cute.copy(tma_atom_sfa, tSgSFA[(None, m_block, k_block)], tSsSFA[(None, state.index)],
-                          tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
-                mainloop.producer_commit(state)
-                state.advance()
+        num_units = sched.num_units()
+        while unit < num_units:
+            tile = sched.tile(unit)
+            if tile.is_valid:
+                # (atom, RestK) slices of this tile; grouped operands also index the expert.
+                a_coord = (None, tile.m_block, None)
+                b_coord = (None, tile.n_block, None)
+                if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+                    a_coord = a_coord + (tile.expert,)
+                if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                    b_coord = b_coord + (tile.expert,)
+                tAgA_k, tSgSFA_k, tBgB_k = tAgA[a_coord], tSgSFA[a_coord], tBgB[b_coord]
+                for k_block in range(num_k_blocks):
+                    mainloop.producer_acquire(state)
+                    barrier = mainloop.producer_get_barrier(state)
+                    cute.copy(tma_atom_a, tAgA_k[(None, k_block)], tAsA[(None, state.index)],
+                              tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
+                    cute.copy(tma_atom_b, tBgB_k[(None, k_block)], tBsB[(None, state.index)],
+                              tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
+                    cute.copy(tma_atom_sfa, tSgSFA_k[(None, k_block)], tSsSFA[(None, state.index)],
+                              tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
+                    mainloop.producer_commit(state)
+                    state.advance()
             unit += sched.stride
         mainloop.producer_tail(state)
 
     @cute.jit
     def mma_and_epilogue(
         self,
-        sched: PersistentTileScheduler,
+        group_info: cute.Tensor,
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma,
         sA: cute.Tensor, sB: cute.Tensor, sSFA: cute.Tensor, mSFB_nk: cute.Tensor,
-        tma_atom_d: cute.CopyAtom, mD_mn: cute.Tensor, sD: cute.Tensor,
+        tma_atom_d: cute.CopyAtom, mD_mn: cute.Tensor, d_real: cute.Tensor, sD: cute.Tensor,
         math_tidx: Int32,
         warp_idx: Int32,
     ):
@@ -360,56 +435,88 @@ class Fp8GemmSm90:
         # (bM, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
         sSFA_as_C = cute.make_tensor(sSFA.iterator, scale_layouts.sfa_as_accumulator(bM, bN, self.stages))
         tCsSFA = thr_mma.partition_C(sSFA_as_C)
-        # (bM, bN, RestM, RestN)
-        gD = cute.local_tile(mD_mn, (bM, bN), (None, None))
-        acc_shape = thr_mma.partition_C(gD[(None, None, 0, 0)]).shape
+        # (bM, bN, RestM, RestN[, G])
+        gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
+        acc_shape = thr_mma.partition_C(cute.make_identity_tensor((bM, bN))).shape
         acc = cute.make_rmem_tensor(acc_shape, Float32)
         partial = cute.make_rmem_tensor(acc_shape, Float32)
         tCrSFA = cute.make_rmem_tensor(acc_shape, Float32)
         chunk_cols = self._chunk_columns(tiled_mma, bM, bN)
         candidates = split_candidates(bN)
-        num_mma_k = cute.size(tCrA, mode=[2])
-        num_scale_n = mSFB_nk.shape[0]
 
         store = self.make_epilogue_store()
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Consumer, self.stages)
         num_tiles_done = Int32(0)
+        sched = self.make_scheduler(mD_mn, group_info)
         unit = sched.first_unit()
-        while unit < sched.num_units:
-            m_block, n_block = sched.tile_coords(unit)
-            first_col = n_block * bN
-            # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
-            scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
-            scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
-            split_col = self._split_column(first_col)
-            acc.fill(0.0)
-            for k_block in range(num_k_blocks):
-                # Issued before the wait so the global loads overlap it.
-                sfb_first = mSFB_nk[scale_n0, k_block]
-                sfb_second = mSFB_nk[scale_n1, k_block]
-                mainloop.consumer_wait(state)
-                warpgroup.fence()
-                for kk in cutlass.range_constexpr(num_mma_k):
-                    # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma
-                    # inside the dynamic K loop fails IR verification.
-                    mma = cute.make_mma_atom(tiled_mma.op)
-                    mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
-                    cute.gemm(mma, partial, tCrA[(None, None, kk, state.index)], tCrB[(None, None, kk, state.index)], partial)
-                warpgroup.commit_group()
-                warpgroup.wait_group(0)
-                # NOTES: copy this stage's row scales to registers (the compiler keeps 2 loads) and
-                # release the stage before the FFMAs: the producer refills it while we promote.
-                tCsSFA_stage = tCsSFA[(None, None, None, state.index)]
-                for i in cutlass.range_constexpr(cute.size(tCrSFA)):
-                    tCrSFA[i] = tCsSFA_stage[i]
-                mainloop.consumer_release(state)
-                state.advance()
-                promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols, candidates)
-
-            self.epilogue(acc, tiled_mma, tma_atom_d, gD[(None, None, m_block, n_block)], sD, store, num_tiles_done, math_tidx, warp_idx)
-            num_tiles_done += 1
+        num_units = sched.num_units()
+        while unit < num_units:
+            tile = sched.tile(unit)
+            if tile.is_valid:
+                state = self.mma_tile(
+                    tile, num_k_blocks, mainloop, state, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
+                    acc, partial, mSFB_nk, chunk_cols, candidates,
+                )
+                d_coord = (None, None, tile.m_block, tile.n_block)
+                if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+                    d_coord = d_coord + (tile.expert,)
+                gD_tile = gD[d_coord]
+                gD_real_tile = gD_tile
+                if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                    gD_real_tile = self.real_tile(d_real, tile)
+                self.epilogue(
+                    acc, tiled_mma, tma_atom_d, gD_tile, sD, store, num_tiles_done, math_tidx,
+                    warp_idx, gD_real_tile, tile.rows, tile.m_block * bM, group_info,
+                )
+                num_tiles_done += 1
             unit += sched.stride
         store.producer_tail()
+
+    @cute.jit
+    def mma_tile(
+        self, tile, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state,
+        tiled_mma: cute.TiledMma, tCrA: cute.Tensor, tCrB: cute.Tensor, tCsSFA: cute.Tensor,
+        tCrSFA: cute.Tensor, acc: cute.Tensor, partial: cute.Tensor, mSFB_nk: cute.Tensor,
+        chunk_cols: cutlass.Constexpr, candidates: cutlass.Constexpr,
+    ):
+        """All K blocks of one tile: WGMMA into ``partial``, release the stage, promote into ``acc``."""
+        bN = self.block_n
+        num_mma_k = cute.size(tCrA, mode=[2])
+        num_scale_n = mSFB_nk.shape[0]
+        first_col = tile.n_block * bN
+        # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
+        scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
+        scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
+        split_col = self._split_column(first_col)
+        # (Nb, Kb) scales of this tile's expert
+        sfb_coord = (None, None)
+        if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+            sfb_coord = sfb_coord + (tile.expert,)
+        mSFB = mSFB_nk[sfb_coord]
+        acc.fill(0.0)
+        for k_block in range(num_k_blocks):
+            # Issued before the wait so the global loads overlap it.
+            sfb_first = mSFB[scale_n0, k_block]
+            sfb_second = mSFB[scale_n1, k_block]
+            mainloop.consumer_wait(state)
+            warpgroup.fence()
+            for kk in cutlass.range_constexpr(num_mma_k):
+                # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma
+                # inside the dynamic K loop fails IR verification.
+                mma = cute.make_mma_atom(tiled_mma.op)
+                mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
+                cute.gemm(mma, partial, tCrA[(None, None, kk, state.index)], tCrB[(None, None, kk, state.index)], partial)
+            warpgroup.commit_group()
+            warpgroup.wait_group(0)
+            # NOTES: copy this stage's row scales to registers (the compiler keeps 2 loads) and
+            # release the stage before the FFMAs: the producer refills it while we promote.
+            tCsSFA_stage = tCsSFA[(None, None, None, state.index)]
+            for i in cutlass.range_constexpr(cute.size(tCrSFA)):
+                tCrSFA[i] = tCsSFA_stage[i]
+            mainloop.consumer_release(state)
+            state.advance()
+            promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols, candidates)
+        return state
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
         return pipeline.PipelineTmaStore.create(
@@ -429,8 +536,17 @@ class Fp8GemmSm90:
         num_tiles_done: Int32,
         math_tidx: Int32,
         warp_idx: Int32,
+        gD_real_tile: cute.Tensor,  # (bM, bN) the same tile as memory (for predicated stores)
+        rows: Int32,
+        row0: Int32,
+        group_info: cute.Tensor,
     ):
-        """bf16 conversion, stmatrix into swizzled smem, TMA store, one ``epi_tile`` at a time."""
+        """bf16 conversion, stmatrix into swizzled smem, TMA store, one ``epi_tile`` at a time.
+
+        A masked expert's last tile has only ``rows`` valid rows, and a contiguous tile can end in
+        padding rows; those rows must keep what ``d`` held, and TMA clips only at the tensor's
+        edge, so such a tile is stored by the math threads with per-row predicates instead.
+        """
         d_dtype = sD.element_type
         copy_atom_r2s = sm90_utils.get_smem_store_op(LayoutEnum.ROW_MAJOR, d_dtype, Float32)
         copy_atom_c = cute.make_copy_atom(cute.nvgpu.warp.StMatrix8x8x16bOp(False, 4), d_dtype)
@@ -460,11 +576,63 @@ class Fp8GemmSm90:
             # stmatrix writes are generic-proxy; TMA reads through the async proxy.
             cute.arch.fence_proxy("async.shared", space="cta")
             self.epilogue_barrier.arrive_and_wait()
-            if warp_idx == self.store_warp:
-                cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, pieces_layout.get_hier_coord(piece))])
+            piece_coord = pieces_layout.get_hier_coord(piece)
+            if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                if rows < self.block_m:
+                    self.store_piece_predicated(
+                        sD[(None, None, buffer)], gD_real_tile, piece_coord, rows, row0, group_info, math_tidx
+                    )
+                elif warp_idx == self.store_warp:
+                    cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, piece_coord)])
+                    store.producer_commit()
+                    store.producer_acquire()
+            elif warp_idx == self.store_warp:
+                cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, piece_coord)])
                 store.producer_commit()
                 store.producer_acquire()
             self.epilogue_barrier.arrive_and_wait()
+
+    @cute.jit
+    def store_piece_predicated(
+        self, sD_piece: cute.Tensor, gD_real_tile: cute.Tensor, piece_coord, rows: Int32,
+        row0: Int32, group_info: cute.Tensor, math_tidx: Int32,
+    ):
+        """Copy one smem piece to global memory, 16 bytes per thread-access, valid rows only.
+
+        Valid: masked, tile rows below ``rows``; contiguous, rows whose ``m_indices`` is not -1.
+        """
+        epi_m, epi_n = self.epi_tile
+        d_dtype = sD_piece.element_type
+        vec = 128 // d_dtype.width
+        threads_per_row = epi_n // vec
+        copy_atom = cute.make_copy_atom(cute.nvgpu.CopyUniversalOp(), d_dtype, num_bits_per_copy=128)
+        tiled_copy = cute.make_tiled_copy_tv(
+            copy_atom,
+            cute.make_layout(
+                (self.num_math_threads // threads_per_row, threads_per_row), stride=(threads_per_row, 1)
+            ),
+            cute.make_layout((1, vec)),
+        )
+        thr_copy = tiled_copy.get_slice(math_tidx)
+        # (epi_m, epi_n) piece of the tile in global memory, and its coordinates within the tile
+        gD_piece = cute.local_tile(gD_real_tile, self.epi_tile, piece_coord)
+        cD_piece = cute.local_tile(
+            cute.make_identity_tensor((self.block_m, self.block_n)), self.epi_tile, piece_coord
+        )
+        # (CPY, CPY_M, CPY_N)
+        tSsD = thr_copy.partition_S(sD_piece)
+        tSgD = thr_copy.partition_D(gD_piece)
+        tScD = thr_copy.partition_D(cD_piece)
+        num_cols = gD_real_tile.shape[1]  # columns of d left from this tile's first column
+        for i in cutlass.range_constexpr(cute.size(tSsD, mode=[1])):
+            for j in cutlass.range_constexpr(cute.size(tSsD, mode=[2])):
+                coord = tScD[(0, i, j)]
+                row_ok = coord[0] < rows
+                if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_CONTIGUOUS):
+                    row = cutlass.min(row0 + coord[0], cute.size(group_info) - 1)
+                    row_ok = row0 + coord[0] < cute.size(group_info) and group_info[row] >= 0
+                if row_ok and coord[1] < num_cols:
+                    cute.copy(copy_atom, tSsD[(None, i, j)], tSgD[(None, i, j)])
 
     # ------------------------------------------------------------------------------------------
     # trace-time helpers
