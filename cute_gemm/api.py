@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from cute_gemm import device, heuristics, jit
-from cute_gemm.quant import ceil_div, get_mn_major_tma_aligned_tensor
+from cute_gemm.quant import ceil_div, get_mn_major_tma_aligned_tensor, is_tma_aligned_sfa
 from layouts.tiles import SCALE_BLOCK
 from schedulers.raster import GemmKind
 
@@ -48,10 +50,16 @@ def _check_same_device(tensors: dict[str, torch.Tensor]):
             raise ValueError(f"{name} is on {t.device} but {first_name} is on {first.device}")
 
 
+def _byte_extent(t: torch.Tensor) -> int:
+    """Bytes from ``data_ptr`` a (non-negatively strided) tensor can touch; 0 if empty."""
+    if t.numel() == 0:
+        return 0
+    return (sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) + 1) * t.element_size()
+
+
 def _byte_span(t: torch.Tensor) -> tuple[int, int]:
     """[first, last) byte addresses a (non-negatively strided) tensor can touch."""
-    extent = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) + 1
-    return t.data_ptr(), t.data_ptr() + extent * t.element_size()
+    return t.data_ptr(), t.data_ptr() + _byte_extent(t)
 
 
 def _check_no_alias(out_name, out, inputs: dict[str, torch.Tensor]):
@@ -106,6 +114,69 @@ def fp8_gemm_nt(
     zero-filled. Rows of ``a``, ``b`` and ``d`` may be strided (row stride a multiple of 16 bytes).
     All tensors on the same CUDA device. Violations raise ``TypeError``/``ValueError`` before launch.
     """
+    key = _layout_key((a, b, d), config)
+    plan = _dense_plans.get(key)
+    if plan is None:
+        plan = _plan_dense(a, b, d, config)
+        if key is not None:
+            if len(_dense_plans) >= _MAX_PLANS:
+                _dense_plans.clear()
+            _dense_plans[key] = plan
+    (a, sfa), (b, sfb) = a, b
+    _check_pointers(plan, {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
+    if plan.fn is None:
+        return d.zero_() if plan.zero_fill else d
+    if not plan.sfa_aligned or sfa.data_ptr() % 16:
+        sfa = get_mn_major_tma_aligned_tensor(sfa)
+    plan.fn(a, b, d, sfa, sfb, plan.num_sms)
+    return d
+
+
+class _Plan(NamedTuple):
+    """What a call with a given layout (shapes, strides, dtypes, devices) needs: checked once."""
+
+    fn: object  # the compiled kernel, or None when there is nothing to compute
+    num_sms: int
+    zero_fill: bool  # k == 0: d is all zeros
+    sfa_aligned: bool  # sfa's strides are already TMA-aligned M-major
+    spans: dict  # name -> bytes from data_ptr a tensor can touch (for the overlap check)
+
+
+_dense_plans: dict = {}
+_MAX_PLANS = 4096
+
+
+def _layout_key(args, config):
+    """Everything a plan depends on except the data pointers; None if the arguments are malformed."""
+    try:
+        (a, sfa), (b, sfb), d = args
+        return (
+            tuple((t.shape, t.stride(), t.dtype, t.device) for t in (a, sfa, b, sfb, d)),
+            config,
+            device.num_sms_override(),
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _check_pointers(plan: _Plan, tensors: dict):
+    """Per-call checks that depend on the data pointers: TMA alignment and output overlap."""
+    for name in ("a", "b", "d"):
+        if tensors[name].data_ptr() % 16 and tensors[name].numel():
+            raise ValueError(f"{name} must start at a 16-byte aligned address")
+    d_lo = tensors["d"].data_ptr()
+    d_hi = d_lo + plan.spans["d"]
+    if plan.spans["d"] == 0:
+        return
+    for name, t in tensors.items():
+        if name != "d" and plan.spans[name]:
+            lo = t.data_ptr()
+            if d_lo < lo + plan.spans[name] and lo < d_hi:
+                raise ValueError(f"d must not overlap {name} in memory")
+
+
+def _plan_dense(a, b, d, config) -> _Plan:
+    """Every check of :func:`fp8_gemm_nt` that depends on the layout only, and the kernel to run."""
     (a, sfa), (b, sfb) = _unpack_pairs(a, b)
     _check_tensor("a", a, torch.float8_e4m3fn, 2)
     _check_tensor("b", b, torch.float8_e4m3fn, 2)
@@ -127,16 +198,14 @@ def fp8_gemm_nt(
         raise ValueError(f"sfb must have unit stride along its last dim, got strides {sfb.stride()}")
     _check_same_device({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     _check_no_alias("d", d, {"a": a, "b": b, "sfa": sfa, "sfb": sfb})
-    if m == 0 or n == 0:
-        return d
-    if k == 0:
-        return d.zero_()
-    sfa = get_mn_major_tma_aligned_tensor(sfa)
+    spans = {name: _byte_extent(t) for name, t in {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb}.items()}
     num_sms = device.get_num_sms(d.device.index)
+    sfa_aligned = is_tma_aligned_sfa(sfa)
+    if m == 0 or n == 0 or k == 0:
+        return _Plan(None, num_sms, m > 0 and n > 0 and k == 0, sfa_aligned, spans)
     if config is None:
         config = heuristics.choose_config(m, n, k, num_sms)
-    jit.get_fp8_gemm(config)(a, b, d, sfa, sfb, num_sms)
-    return d
+    return _Plan(jit.get_fp8_gemm(config), num_sms, False, sfa_aligned, spans)
 
 
 def _check_grouped_b(b, sfb, k):

@@ -2,7 +2,7 @@
 
     python -m cute_gemm.bench                       # the DeepSeek-V3 suite (18 shapes)
     python -m cute_gemm.bench --m 4096 --n 7168 --k 16384
-    python -m cute_gemm.bench --json out.json --png out.png
+    python -m cute_gemm.bench --json out.json --png out.png [--grouped]   # + the MoE suites
     python -m cute_gemm.bench --plot out.json --png out.png   # chart from saved results, no GPU
 
 Every peer runs in the same process on the same inputs; kernel time is the median over calls of the
@@ -77,6 +77,58 @@ def bench_shape(m, n, k, iters=30):
         name: (r["us"] / ours["us"] if r else None) for name, r in row["peers"].items() if name != "cute_gemm"
     }
     return row
+
+
+CONTIGUOUS_SHAPES = ((4, 8192, 4096, 7168), (4, 8192, 7168, 2048), (8, 4096, 4096, 7168), (8, 4096, 7168, 2048))
+MASKED_SHAPES = ((1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168), (2, 512, 7168, 2048),
+                 (4, 256, 4096, 7168), (4, 256, 7168, 2048))
+
+
+def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 30):
+    """Time a grouped GEMM (every expert with ``m`` rows) next to a loop of per-expert cuBLAS calls."""
+    import cute_gemm
+    from cute_gemm import peers
+    from cute_gemm.quant import calc_diff
+    from cute_gemm.testing import make_contiguous_problem, make_masked_problem
+    from cute_gemm.timing import time_kernels
+
+    if kind == "contiguous":
+        p = make_contiguous_problem([m] * groups, n, k)
+        run = lambda: cute_gemm.m_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info)  # noqa: E731
+        expert_out = lambda g: p.d[p.rows[g][0]:p.rows[g][0] + m]  # noqa: E731
+        expert_x = lambda g: p.x[p.rows[g][0]:p.rows[g][0] + m]  # noqa: E731
+    else:
+        p = make_masked_problem([m] * groups, m, n, k)
+        run = lambda: cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, m)  # noqa: E731
+        expert_out = lambda g: p.d[g]  # noqa: E731
+        expert_x = lambda g: p.x[g]  # noqa: E731
+    run()
+    diff = max(calc_diff(expert_out(g), p.expert_reference(g)) for g in range(groups))
+    flops = 2 * groups * m * n * k
+    nbytes = groups * (m * k + n * k + 2 * m * n) + 4 * (p.sfa.numel() + p.sfb.numel())
+    us = time_kernels(run, iters=iters)
+    casts = [(peers.per_tensor_cast(expert_x(g)), peers.per_tensor_cast(p.y[g])) for g in range(groups)]
+    loops = [peers.cublas_per_tensor(a, sa, b, sb) for (a, sa), (b, sb) in casts]
+    loop_us = time_kernels(lambda: [f() for f in loops], iters=iters)
+    loop_diff = max(calc_diff(f(), p.expert_reference(g, dequantized=False)) for g, f in enumerate(loops))
+    return {
+        "kind": kind, "groups": groups, "m": m, "n": n, "k": k,
+        "us": us, "tflops": flops / us / 1e6, "gbps": nbytes / us / 1e3, "calc_diff": diff,
+        "cublas_loop_us": loop_us, "cublas_loop_tflops": flops / loop_us / 1e6,
+        "cublas_loop_calc_diff": loop_diff, "speedup": loop_us / us,
+    }
+
+
+def format_grouped_table(rows) -> str:
+    lines = ["| kind | G | M per expert | N | K | cute-gemm us | TFLOPS | GB/s | diff | "
+             "cuBLAS per-tensor loop us | TFLOPS | x |", "|" + "---|" * 12]
+    for r in rows:
+        lines.append(
+            f"| {r['kind']} | {r['groups']} | {r['m']} | {r['n']} | {r['k']} | {r['us']:.1f} | "
+            f"{r['tflops']:.0f} | {r['gbps']:.0f} | {r['calc_diff']:.1e} | {r['cublas_loop_us']:.1f} | "
+            f"{r['cublas_loop_tflops']:.0f} | {r['speedup']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def environment():
@@ -164,12 +216,16 @@ def main(argv=None):
     parser.add_argument("--json", help="write results and environment here")
     parser.add_argument("--png", help="write a TFLOPS bar chart here")
     parser.add_argument("--plot", help="read results from this JSON instead of running (no GPU needed)")
+    parser.add_argument("--grouped", action="store_true", help="also run the MoE grouped suites")
     args = parser.parse_args(argv)
 
     if args.plot:
         with open(args.plot) as f:
             saved = json.load(f)
         print(format_table(saved["results"]))
+        if saved.get("grouped"):
+            print()
+            print(format_grouped_table(saved["grouped"]))
         if args.png:
             plot(saved["results"], args.png)
         return 0
@@ -191,12 +247,22 @@ def main(argv=None):
         _progress(i, len(shapes), f"{m}x{n}x{k}")
         results.append(bench_shape(m, n, k, args.iters))
     _progress(len(shapes), len(shapes), "done")
+    grouped = []
+    if args.grouped:
+        suite = [("contiguous", *s) for s in CONTIGUOUS_SHAPES] + [("masked", *s) for s in MASKED_SHAPES]
+        for i, shape in enumerate(suite):
+            _progress(i, len(suite), " ".join(map(str, shape)))
+            grouped.append(bench_grouped(*shape, iters=args.iters))
+        _progress(len(suite), len(suite), "done")
     env = environment()
     print(f"{env.get('gpu')} driver {env.get('driver')} torch {env['torch']} commit {env['commit']} {env['date']}")
     print(format_table(results))
+    if grouped:
+        print()
+        print(format_grouped_table(grouped))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "results": results}, f, indent=1)
+            json.dump({"environment": env, "results": results, "grouped": grouped}, f, indent=1)
     if args.png:
         plot(results, args.png)
     return 0

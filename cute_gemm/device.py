@@ -14,6 +14,18 @@ def _device_sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
+def num_sms_override() -> int | None:
+    """The value given to :func:`set_num_sms`, or None."""
+    return _num_sms_override
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def get_num_sms(device_index: int | None = None) -> int:
     """SMs the kernels launch on: :func:`set_num_sms`'s value, else the device's count (132 on H200).
 
@@ -21,11 +33,13 @@ def get_num_sms(device_index: int | None = None) -> int:
     """
     if _num_sms_override is not None:
         return _num_sms_override
-    import torch
-
-    if not torch.cuda.is_available():
+    if not _cuda_available():
         return 132
-    return _device_sm_count(torch.cuda.current_device() if device_index is None else device_index)
+    if device_index is None:
+        import torch
+
+        device_index = torch.cuda.current_device()
+    return _device_sm_count(device_index)
 
 
 def set_num_sms(num_sms: int | None) -> None:
