@@ -1,4 +1,4 @@
-"""Command line: ``python -m cute_gemm {demo,bench,explain}``."""
+"""Command line: ``python -m cute_gemm {demo,bench,explain,precompile}``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def main(argv=None) -> int:
         p.add_argument("--m", type=int, default=4096)
         p.add_argument("--n", type=int, default=7168)
         p.add_argument("--k", type=int, default=16384)
+    p_pre = sub.add_parser("precompile", help="compile the heuristic's kernels into the disk cache (no GPU needed)")
+    p_pre.add_argument("--shapes", default="deepseek-v3", help="a named set of (N, K) shapes")
+    p_pre.add_argument("--n", type=int, nargs="*")
+    p_pre.add_argument("--k", type=int, nargs="*")
+    p_pre.add_argument("--json", help="a JSON list of [n, k] pairs")
+    p_pre.add_argument("--num-sms", type=int, default=None)
     sub.add_parser("bench", help="the benchmark (same as python -m cute_gemm.bench)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
@@ -59,6 +65,12 @@ def main(argv=None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         return demo(args)
+    if args.command == "precompile":
+        from cute_gemm.device import get_num_sms
+        from cute_gemm.precompile import parse_shapes, precompile
+
+        precompile(parse_shapes(args), args.num_sms or get_num_sms())
+        return 0
     from cute_gemm import heuristics
     from cute_gemm.device import get_num_sms
 

@@ -1,4 +1,4 @@
-"""JIT compilation of kernel configurations, cached in memory.
+"""JIT compilation of kernel configurations, cached in memory and on disk.
 
 A compiled kernel is keyed by everything that changes the binary: the kernel family and its
 constructor arguments (tile, stages, rasterisation). Shapes, strides, pointers and the SM count are
@@ -22,6 +22,7 @@ import cutlass  # noqa: E402
 import cutlass.cute as cute  # noqa: E402
 from cutlass.cute.runtime import make_fake_stream, make_fake_tensor  # noqa: E402
 
+from cute_gemm import cache  # noqa: E402
 from cute_gemm.kernels.fp8_gemm_sm90 import Fp8GemmSm90  # noqa: E402
 from schedulers.raster import GemmKind  # noqa: E402
 
@@ -113,16 +114,28 @@ _lock = threading.Lock()
 
 
 def get_fp8_gemm(config: GemmConfig):
-    """The compiled kernel for ``config``, compiling it on first use (thread-safe)."""
+    """The compiled kernel for ``config``: from memory, else from the disk cache, else compiled
+    now and stored on disk (see :mod:`cute_gemm.cache`). Thread-safe."""
     fn = _cache.get(config)
     if fn is None:
         # NOTES: cute.compile is not thread-safe (MLIR thread-local state): one compile at a time.
         with _lock:
             fn = _cache.get(config)
             if fn is None:
-                fn, _ = compile_fp8_gemm(config)
+                fn = _load_or_compile(config)
                 _cache[config] = fn
     return fn
+
+
+def _load_or_compile(config: GemmConfig):
+    if not cache.enabled():
+        return compile_fp8_gemm(config)[0]
+    key = cache.entry_key(config, ARCH)
+    path = cache.lookup(key)
+    if path is None:
+        fn, _ = compile_fp8_gemm(config)
+        path = cache.publish(key, lambda p: fn.export_to_c(p, function_name=cache.FUNCTION_NAME))
+    return cache.load(path)
 
 
 def compiled_configs() -> list[GemmConfig]:
