@@ -2,10 +2,15 @@
 
 It calls the very :func:`schedulers.raster.rasterize` the kernel calls, and adds the persistent loop
 (unit id = iteration * num_clusters + cluster id) and the CTA clusters around it.
+
+- :func:`normal_schedule`: one dense GEMM (optionally with CTA clusters).
+- :func:`contiguous_schedule`: MoE, experts stacked along M (``m_indices``); padding blocks skipped.
+- :func:`masked_schedule`: MoE, ``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schedulers.raster import rasterize
@@ -17,12 +22,18 @@ def ceil_div(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class ScheduledTile:
-    """One tile of a schedule: which CTA computes it, in which of its iterations, and where."""
+    """One tile of a schedule: which CTA computes it, in which of its iterations, and where.
+
+    ``group`` is the expert of an MoE tile (``m_indices[m_block * block_m]`` for the contiguous
+    layout; ``g`` for the masked one, whose ``m_block`` then counts blocks inside expert ``g``); it
+    is 0 for a dense GEMM.
+    """
 
     cta: int
     iteration: int
     m_block: int
     n_block: int
+    group: int = 0
 
 
 def grid_size(num_tiles: int, num_sms: int) -> int:
@@ -67,3 +78,114 @@ def normal_schedule(
                     cta = cluster * cm + rank_m + rank_n * cm * clusters
                     tiles.append(ScheduledTile(cta, iteration, m_block, n_block))
     return tiles
+
+
+def contiguous_schedule(
+    m_indices: Sequence[int],
+    n: int,
+    block_m: int,
+    block_n: int,
+    num_sms: int,
+    group: int,
+    along_m: bool,
+) -> list[ScheduledTile]:
+    """Every tile the m-grouped *contiguous* GEMM computes, in launch order (iteration, then CTA).
+
+    ``m_indices`` ``[M_sum]`` names each stacked row's expert (``-1``: padding). The tiles are those
+    of a dense ``M_sum x n`` output, walked exactly like :func:`normal_schedule` without clusters::
+
+        num_m_blocks = ceil(M_sum / block_m);  num_n_blocks = ceil(n / block_n)
+        num_tiles = num_m_blocks * num_n_blocks;  num_ctas = grid_size(num_tiles, num_sms)
+        for tile_idx in range(num_tiles):
+            m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, group, along_m)
+            expert = m_indices[m_block * block_m]        # the block's first row
+            if expert < 0: skip                          # padding: no math, nothing written
+            else: ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, expert)
+
+    A skipped tile still uses its slot: CTA ``tile_idx % num_ctas`` just moves on to its next
+    iteration, so the (cta, iteration) of every other tile is unchanged (no compaction).
+    """
+    m_sum = len(m_indices)
+    num_m_blocks, num_n_blocks = ceil_div(m_sum, block_m), ceil_div(n, block_n)
+    num_tiles = num_m_blocks * num_n_blocks
+    num_ctas = grid_size(num_tiles, num_sms)
+    tiles = []
+    for tile_idx in range(num_tiles):
+        m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, 1, along_m)
+        expert = int(m_indices[m_block * block_m])
+        if expert < 0:
+            continue
+        tiles.append(
+            ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, expert)
+        )
+    return tiles
+
+
+def masked_grid_size(
+    num_groups: int, m_max: int, n: int, block_m: int, block_n: int, num_sms: int
+) -> int:
+    """CTAs launched for the masked GEMM, as if every expert were full.
+
+    ``max(1, min(num_sms, G * ceil(m_max / block_m) * ceil(n / block_n)))``: the host never reads
+    ``masked_m`` (it lives on the device), so it sizes the grid for the most work possible; CTAs
+    that find no unit exit at once.
+    """
+    return grid_size(num_groups * ceil_div(m_max, block_m) * ceil_div(n, block_n), num_sms)
+
+
+def masked_schedule(
+    masked_m: Sequence[int],
+    m_max: int,
+    n: int,
+    block_m: int,
+    block_n: int,
+    num_sms: int,
+    group: int,
+    along_m: bool,
+) -> list[ScheduledTile]:
+    """Every tile the m-grouped *masked* GEMM computes, in launch order (iteration, then CTA).
+
+    ``a`` is ``[G, M_max, K]`` and expert ``g`` has ``masked_m[g]`` valid rows (``0 <= masked_m[g]
+    <= m_max``). Units are numbered expert by expert; an empty expert owns none::
+
+        num_n_blocks = ceil(n / block_n)
+        num_ctas = max(1, min(num_sms, G * ceil(m_max / block_m) * num_n_blocks))
+        prefix = 0
+        for g in range(G):
+            g_m_blocks = ceil(masked_m[g] / block_m)
+            for u in range(g_m_blocks * num_n_blocks):            # unit = prefix + u
+                m_block, n_block = rasterize(u, g_m_blocks, num_n_blocks, group, along_m)
+                ScheduledTile(unit % num_ctas, unit // num_ctas, m_block, n_block, group=g)
+            prefix += g_m_blocks * num_n_blocks
+
+    ``m_block`` counts blocks inside expert ``g`` (rows ``m_block * block_m ..`` of ``a[g]``); the
+    tile's valid rows are :func:`masked_rows_in_tile`. No tile covers only rows at or past
+    ``masked_m[g]``. Raises ``ValueError`` if some ``masked_m[g]`` is outside ``[0, m_max]`` (the
+    kernel's contract; it does not check).
+    """
+    for g, rows in enumerate(masked_m):
+        if not 0 <= rows <= m_max:
+            raise ValueError(f"masked_m[{g}] must be in [0, m_max={m_max}], got {rows}")
+    num_n_blocks = ceil_div(n, block_n)
+    num_ctas = masked_grid_size(len(masked_m), m_max, n, block_m, block_n, num_sms)
+    tiles = []
+    prefix = 0
+    for g, rows in enumerate(masked_m):
+        g_m_blocks = ceil_div(int(rows), block_m)
+        g_units = g_m_blocks * num_n_blocks
+        for u in range(g_units):
+            m_block, n_block = rasterize(u, g_m_blocks, num_n_blocks, group, along_m)
+            unit = prefix + u
+            tiles.append(ScheduledTile(unit % num_ctas, unit // num_ctas, m_block, n_block, g))
+        prefix += g_units
+    return tiles
+
+
+def masked_rows_in_tile(masked_m_g: int, m_block: int, block_m: int) -> int:
+    """Valid rows of masked tile ``m_block`` of an expert with ``masked_m_g`` rows.
+
+    ``min(block_m, masked_m_g - m_block * block_m)``: ``block_m`` for a full tile, fewer for the
+    expert's last tile; the kernel stores only these rows. In ``1 .. block_m`` for every tile of
+    :func:`masked_schedule` (not meaningful, <= 0, for a block past ``masked_m_g``).
+    """
+    return min(block_m, masked_m_g - m_block * block_m)
