@@ -111,7 +111,7 @@ def contiguous_schedule(
     num_ctas = grid_size(num_tiles, num_sms)
     tiles = []
     for tile_idx in range(num_tiles):
-        m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, 1, along_m)
+        m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, group, along_m)
         expert = int(m_indices[m_block * block_m])
         if expert < 0:
             continue
