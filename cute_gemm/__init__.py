@@ -15,6 +15,7 @@ from cute_gemm.api import (
     m_grouped_fp8_gemm_nt_masked,
 )
 from cute_gemm.device import get_num_sms, set_num_sms
+from cute_gemm.moe import get_m_alignment_for_contiguous_layout
 from cute_gemm.quant import (
     calc_diff,
     get_mn_major_tma_aligned_tensor,
@@ -30,6 +31,7 @@ __all__ = [
     "per_block_cast_to_fp8",
     "get_mn_major_tma_aligned_tensor",
     "calc_diff",
+    "get_m_alignment_for_contiguous_layout",
     "get_num_sms",
     "set_num_sms",
 ]

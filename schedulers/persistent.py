@@ -116,6 +116,11 @@ class PersistentTileScheduler:
     def _units_n(self) -> Int32:
         return (self.num_n_blocks + self.cluster_mn[1] - 1) // self.cluster_mn[1]
 
+    def _expert_rows(self, g) -> Int32:
+        """``masked_m[g]`` clamped to ``[0, M_max]``: a bad count never reaches past the expert."""
+        m_max = self.num_m_blocks * self.block_m
+        return cutlass.max(cutlass.min(self.group_info[g], m_max), 0)
+
     @cute.jit
     def num_units(self) -> Int32:
         """Units (cluster tiles) of the whole launch."""
@@ -123,7 +128,7 @@ class PersistentTileScheduler:
         if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
             total = Int32(0)
             for g in range(cute.size(self.group_info)):
-                total += (self.group_info[g] + self.block_m - 1) // self.block_m * self.num_n_blocks
+                total += (self._expert_rows(g) + self.block_m - 1) // self.block_m * self.num_n_blocks
         return total
 
     @cute.jit
@@ -139,7 +144,7 @@ class PersistentTileScheduler:
             expert_m_blocks = Int32(1)
             expert_rows = Int32(0)
             for g in range(cute.size(self.group_info)):
-                g_rows = self.group_info[g]
+                g_rows = self._expert_rows(g)
                 g_m_blocks = (g_rows + self.block_m - 1) // self.block_m
                 g_units = g_m_blocks * self.num_n_blocks
                 if unit >= prefix and unit < prefix + g_units:

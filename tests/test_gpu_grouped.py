@@ -103,3 +103,12 @@ def test_masked_cuda_graph_replay_with_new_counts():
         graph.replay()
         torch.cuda.synchronize()
         check_masked(p)
+
+
+def test_masked_counts_out_of_range_are_clamped():
+    # masked_m lives on the device and is not checked by the host: the kernel must clamp it.
+    m_max = 200
+    p = make_masked_problem([m_max, 0, 10], m_max, 264, 1040)
+    p.group_info.copy_(torch.tensor([m_max + 70, -5, 10], dtype=torch.int32))
+    cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, 64)
+    check_masked(p)

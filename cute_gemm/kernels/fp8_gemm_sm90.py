@@ -323,8 +323,8 @@ class Fp8GemmSm90:
     def real_tile(self, d: cute.Tensor, tile) -> cute.Tensor:
         """The (bM, bN) tile of the output as memory (``d`` is ``(M_max, N, G)`` or ``(M_sum, N)``).
 
-        Its column extent is what is left of ``d`` from the tile's first column, so the predicated
-        store can compare columns against it.
+        Its extents are what is left of ``d`` from the tile's first row and column, so the
+        predicated store can bound both against them.
         """
         bM, bN = self.block_m, self.block_n
         row0, col0 = tile.m_block * bM, tile.n_block * bN
@@ -333,7 +333,7 @@ class Fp8GemmSm90:
             base = d[(None, None, tile.expert)]
         return cute.make_tensor(
             base.iterator + row0 * base.stride[0] + col0,
-            cute.make_layout((bM, base.shape[1] - col0), stride=(base.stride[0], 1)),
+            cute.make_layout((base.shape[0] - row0, base.shape[1] - col0), stride=(base.stride[0], 1)),
         )
 
     @staticmethod
@@ -623,7 +623,7 @@ class Fp8GemmSm90:
         tSsD = thr_copy.partition_S(sD_piece)
         tSgD = thr_copy.partition_D(gD_piece)
         tScD = thr_copy.partition_D(cD_piece)
-        num_cols = gD_real_tile.shape[1]  # columns of d left from this tile's first column
+        num_rows, num_cols = gD_real_tile.shape  # what is left of d from the tile's corner
         for i in cutlass.range_constexpr(cute.size(tSsD, mode=[1])):
             for j in cutlass.range_constexpr(cute.size(tSsD, mode=[2])):
                 coord = tScD[(0, i, j)]
@@ -631,7 +631,7 @@ class Fp8GemmSm90:
                 if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_CONTIGUOUS):
                     row = cutlass.min(row0 + coord[0], cute.size(group_info) - 1)
                     row_ok = row0 + coord[0] < cute.size(group_info) and group_info[row] >= 0
-                if row_ok and coord[1] < num_cols:
+                if row_ok and coord[0] < num_rows and coord[1] < num_cols:
                     cute.copy(copy_atom, tSsD[(None, i, j)], tSgD[(None, i, j)])
 
     # ------------------------------------------------------------------------------------------
