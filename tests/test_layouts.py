@@ -201,6 +201,7 @@ def test_candidates_wave_arithmetic(m, n, num_sms):
         (128, 7168, 16384, (128, 64)),
         (4096, 7168, 16384, (128, 160)),
         (4096, 4096, 7168, (128, 128)),
+        (4096, 2112, 7168, (128, 192)),
     ],
 )
 def test_choice_matches_measured_best(m, n, k, tile):

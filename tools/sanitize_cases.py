@@ -1,0 +1,35 @@
+"""A few small problems of every kernel, each checked against the reference (run under compute-sanitizer)."""
+import torch
+
+import cute_gemm
+from cute_gemm import calc_diff
+from cute_gemm.jit import GemmConfig
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem, make_masked_problem
+from schedulers.raster import GemmKind
+
+torch.backends.cuda.matmul.allow_tf32 = False
+failures = 0
+for m, n, k, tile, cluster in [(1, 264, 1040, (64, 32), (1, 1)), (300, 520, 400, (128, 112), (1, 1)),
+                               (333, 264, 272, (128, 128), (2, 1)), (129, 392, 256, (64, 160), (1, 2))]:
+    p = make_fp8_gemm_problem(m, n, k)
+    cfg = GemmConfig(*tile, max_stages(*tile), *cluster)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
+    diff = calc_diff(p.d, p.dequantized_reference())
+    failures += not diff < 1e-5
+    print(f"dense {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+p = make_contiguous_problem([0, 100, 1, 128], 264, 400)
+cfg = GemmConfig(64, 112, max_stages(64, 112), kind=GemmKind.M_GROUPED_CONTIGUOUS)
+cute_gemm.m_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, config=cfg)
+diff = max(calc_diff(p.d[s:s + c], p.expert_reference(g)) for g, (s, c) in enumerate(p.rows) if c)
+failures += not diff < 1e-5
+print(f"contiguous: calc_diff {diff:.2e}")
+p = make_masked_problem([0, 70, 129, 5], 130, 264, 400)
+cfg = GemmConfig(128, 160, max_stages(128, 160), kind=GemmKind.M_GROUPED_MASKED)
+cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, 64, config=cfg)
+diff = max(calc_diff(p.d[g, :c], p.expert_reference(g)) for g, c in enumerate(p.rows) if c)
+failures += not diff < 1e-5
+print(f"masked: calc_diff {diff:.2e}")
+torch.cuda.synchronize()
+print("FAILED" if failures else "all cases correct")
+raise SystemExit(1 if failures else 0)
