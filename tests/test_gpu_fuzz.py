@@ -137,4 +137,5 @@ def test_grouped_deterministic():
     p = make_masked_problem([100, 0, 256, 31], 256, 2048, 2048)
     run = lambda: cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, 128)  # noqa: E731
     first = run().clone()
-    assert torch.equal(run(), first)
+    # Rows past masked_m keep their NaN poison, so compare bit patterns (NaN != NaN as floats).
+    assert torch.equal(run().view(torch.int16), first.view(torch.int16))
