@@ -62,14 +62,20 @@ class Fp8GemmSm90:
     Pipelines:
 
     - ``mainloop`` (``PipelineTmaAsync``, ``stages`` deep): producer = 1 thread (arrive + tx bytes
-      = A + B + SFA bytes of a stage); consumer arrive count = number of math warps (one elected
-      lane per warp releases a stage).
+      = A + B + SFA bytes of a stage); consumer arrive count = math warps x (cluster_m + cluster_n
+      - 1): one elected lane per math warp releases a stage in its own CTA and in the peer that
+      multicast into it.
     - ``epilogue store`` (``PipelineTmaStore``, 2 buffers): the storing warp commits a TMA store
       per piece and waits until a buffer is free before the next; math warps sync on named
-      barrier 1 around each piece.
+      barrier 1 around each piece. Tiles with rows that must not be written (a masked expert's
+      last tile, a contiguous tile ending in padding) are stored by all math threads with per-row
+      predicates instead of TMA.
 
-    Both roles walk the same :class:`schedulers.persistent.PersistentTileScheduler` sequence, so no
-    tile information passes between them.
+    Kinds (:class:`schedulers.raster.GemmKind`): ``NORMAL`` (dense, entry ``__call__``, optional
+    2-CTA cluster), ``M_GROUPED_CONTIGUOUS`` and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
+    SFB carry an expert mode, and for masked A, SFA and D too). Both roles walk the same
+    :class:`schedulers.persistent.PersistentTileScheduler` sequence, so no tile information passes
+    between them.
     """
 
     def __init__(
