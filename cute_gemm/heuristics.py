@@ -1,16 +1,16 @@
 """Choosing a kernel configuration for a problem shape (plain Python, explainable).
 
-BLOCK_M is 64 when M <= 64, else 128. BLOCK_N minimises a modelled time::
+BLOCK_M is 64 when M <= 64, else 128 or 256. The tile minimises a modelled time::
 
-    waves x BLOCK_N / efficiency(BLOCK_N)        waves = ceil(tiles / SMs)
+    waves x (K blocks + overhead(BLOCK_M)) x BLOCK_M x BLOCK_N / efficiency(BLOCK_M, BLOCK_N)
 
-i.e. the number of rounds of tiles the SMs run, times the relative time of one tile. A tile's time
-grows with BLOCK_N, but less than linearly: wide tiles amortise the per-K-block overhead (barrier
-waits, the A load, the promotion's scale loads) over more columns. The efficiencies were measured on
-an H200 (docs/notes.md, benchmarks/results/): at M = 4096, 128x160 tiles are the fastest per column,
-128x128 5% and 128x192 7% slower; at small M the extra parallelism of narrow tiles wins. Ties go to
-the wider tile. Stages: as many as fit 227 KB of shared memory. No cluster by default (2-CTA
-multicast measured within noise on these shapes).
+with ``waves = ceil(tiles / SMs)``: the rounds of tiles the SMs run, times the time of one tile (its
+FLOPs over the rate such a tile reaches, plus a fixed per-tile cost, the epilogue, the scale
+loads and the B-scale split dispatch, counted in K blocks). The efficiencies and overheads were fitted to H200 sweeps
+(docs/notes.md; ``tools/sweep.py``): at large K, 128x160, 256x128 and 256x112 tiles run fastest
+per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of narrow tiles wins.
+Ties go to the wider tile, then the taller. Stages: as many as fit 227 KB of shared memory. No
+cluster by default (2-CTA multicast measured within noise on these shapes).
 """
 
 from __future__ import annotations
@@ -20,14 +20,40 @@ from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from layouts.tiles import BLOCK_K, scale_split_is_static
 from schedulers.raster import GemmKind
 
-BLOCK_N_EFFICIENCY = {32: 0.70, 64: 0.75, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93}
-"""Relative throughput of one tile per column, by BLOCK_N (the candidates the heuristic tries)."""
+_NARROW = {32: 0.70, 64: 0.75}
+EFFICIENCY = {
+    64: {16: 0.40, **_NARROW, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
+    128: {**_NARROW, 96: 0.79, 112: 0.83, 128: 0.92, 144: 0.94, 160: 1.00, 192: 0.93},
+    256: {96: 0.945, 112: 0.98, 128: 0.98},
+}
+"""Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried."""
+
+TILE_OVERHEAD_K_BLOCKS = {64: 3.0, 128: 3.0, 256: 2.2}
+"""Fixed cost of one tile (epilogue, scale loads, schedule step) in K blocks of that tile."""
+
+SPLIT_DISPATCH_OVERHEAD_K_BLOCKS = 1.0
+"""Extra per-tile cost when the B-scale split column depends on the tile (BLOCK_N = 96, 112, 144,
+160, 192): the branch into the K loop compiled for it (fitted at K = 512)."""
+
+
+def tile_overhead_k_blocks(block_m: int, block_n: int) -> float:
+    """Fixed cost of one tile in K blocks."""
+    dispatch = 0.0 if scale_split_is_static(block_n) else SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
+    return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch
 
 
 def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+def block_m_candidates(m: int) -> tuple[int, ...]:
+    """BLOCK_M values tried for ``m`` rows: 64 for decoding sizes, else 128 and (past 128) 256."""
+    if m <= 64:
+        return (64,)
+    return (128,) if m <= 128 else (128, 256)
 
 
 @dataclass(frozen=True)
@@ -36,35 +62,43 @@ class TileChoice:
 
     block_m: int
     block_n: int
+    num_k_blocks: int
     num_tiles: int
     waves: int
     last_wave_tiles: int
 
     @property
+    def efficiency(self) -> float:
+        return EFFICIENCY[self.block_m][self.block_n]
+
+    @property
     def cost(self) -> float:
-        """Modelled time in units of one full-efficiency column-wave."""
-        return self.waves * self.block_n / BLOCK_N_EFFICIENCY[self.block_n]
+        """Modelled time in units of one full-efficiency 1x1 tile K block."""
+        k_blocks = self.num_k_blocks + tile_overhead_k_blocks(self.block_m, self.block_n)
+        return self.waves * k_blocks * self.block_m * self.block_n / self.efficiency
 
     def key(self):
-        """Smaller is better: lowest modelled time, then the wider tile."""
-        return (round(self.cost, 6), -self.block_n)
+        """Smaller is better: lowest modelled time, then the wider tile, then the taller."""
+        return (round(self.cost, 3), -self.block_n, -self.block_m)
 
 
-def candidates(m: int, n: int, num_sms: int, block_m: int | None = None) -> list[TileChoice]:
-    """Every candidate tile for ``m x n`` with its wave count, best first."""
-    block_m = block_m or (64 if m <= 64 else 128)
+def candidates(m: int, n: int, k: int, num_sms: int, block_m: int | None = None) -> list[TileChoice]:
+    """Every candidate tile for an ``m x n x k`` problem with its wave count, best first."""
     out = []
-    for block_n in BLOCK_N_EFFICIENCY:
-        num_tiles = ceil_div(m, block_m) * ceil_div(n, block_n)
-        waves = ceil_div(num_tiles, num_sms)
-        out.append(TileChoice(block_m, block_n, num_tiles, waves, num_tiles - (waves - 1) * num_sms))
+    num_k_blocks = ceil_div(k, BLOCK_K)
+    for bm in (block_m,) if block_m else block_m_candidates(m):
+        for block_n in EFFICIENCY[bm]:
+            num_tiles = ceil_div(m, bm) * ceil_div(n, block_n)
+            waves = ceil_div(num_tiles, num_sms)
+            out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
+                                  num_tiles - (waves - 1) * num_sms))
     return sorted(out, key=TileChoice.key)
 
 
 @functools.lru_cache(maxsize=4096)
 def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
-    best = candidates(m, n, num_sms)[0]
+    best = candidates(m, n, k, num_sms)[0]
     return GemmConfig(best.block_m, best.block_n, max_stages(best.block_m, best.block_n))
 
 
@@ -79,20 +113,25 @@ def choose_grouped_config(
     """
     block_m = 64 if rows_per_group <= 64 else 128
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
-    best = candidates(rows, n, num_sms, block_m)[0]
+    best = candidates(rows, n, k, num_sms, block_m)[0]
     return GemmConfig(block_m, best.block_n, max_stages(block_m, best.block_n), kind=kind)
 
 
 def explain(m: int, n: int, k: int, num_sms: int) -> str:
     """A short text saying which configuration is chosen for the shape and why."""
-    ranked = candidates(m, n, num_sms)
+    ranked = candidates(m, n, k, num_sms)
     config = choose_config(m, n, k, num_sms)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
-    lines.append("  tile      tiles  waves  last-wave tiles  modelled cost (waves x BLOCK_N / efficiency)")
+    lines.append(
+        "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "
+        "(waves x (K blocks + overhead) x BLOCK_M x BLOCK_N / efficiency, relative to the best)"
+    )
+    best = ranked[0].cost
     for c in ranked:
-        mark = "  <- chosen" if c.block_n == config.block_n else ""
+        chosen = (c.block_m, c.block_n) == (config.block_m, config.block_n)
+        mark = "  <- chosen" if chosen else ""
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
-            f"  {c.cost:8.1f}{mark}"
+            f"  {c.efficiency:10.3f}  {c.cost / best:8.3f}{mark}"
         )
     return "\n".join(lines)

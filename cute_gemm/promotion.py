@@ -13,9 +13,10 @@ NOTES: the column of each accumulator element is known at compile time up to the
 inside an 8-column chunk, and scale blocks split on multiples of 8 columns, so the chunk's static
 column decides which B scale an element takes. ``split_col`` itself depends on the tile when
 BLOCK_N neither divides nor is a multiple of 128 (112, 144, 160, 192); it then takes one of a few
-values known at compile time, and we branch once per K block (a warp-uniform branch) into a copy of
-the promotion specialised for that value. A per-element select instead cost ~100 extra
-instructions per K block at BLOCK_N = 192 (FMUL + FSEL + predicate shuffling) and ~25% of the speed.
+values known at compile time, and the kernel branches once per tile into a K loop compiled for that
+value. A per-element select cost ~100 extra instructions per K block at BLOCK_N = 192 (FMUL + FSEL
++ predicate shuffling) and ~25% of the speed; a warp-uniform branch per K block into one of several
+copies of the promotion cost 25-33% at BLOCK_N = 112 (H200, docs/notes.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def split_candidates(block_n: int, scale_block: int = 128) -> tuple[int, ...]:
 
 
 @cute.jit
-def promote_static_split(
+def promote(
     acc: cute.Tensor,
     partial: cute.Tensor,
     sfa_as_acc: cute.Tensor,
@@ -40,43 +41,20 @@ def promote_static_split(
     split_col: cutlass.Constexpr,
     chunk_cols: cutlass.Constexpr,
 ):
-    """``acc += partial * sfa * sfb`` with the B-scale split column known at compile time."""
-    for i in cutlass.range_constexpr(cute.size(acc)):
-        sfb = sfb_first
-        if cutlass.const_expr(chunk_cols[i] >= split_col):
-            sfb = sfb_second
-        acc[i] = acc[i] + partial[i] * (sfa_as_acc[i] * sfb)
-
-
-@cute.jit
-def promote(
-    acc: cute.Tensor,
-    partial: cute.Tensor,
-    sfa_as_acc: cute.Tensor,
-    sfb_first: Float32,
-    sfb_second: Float32,
-    split_col,
-    chunk_cols: cutlass.Constexpr,
-    candidates: cutlass.Constexpr,
-):
-    """One K block's promotion, fully unrolled over the thread's accumulator fragment.
+    """One K block's promotion, ``acc += partial * sfa * sfb``, fully unrolled over the fragment.
 
     :param acc: the fp32 accumulator fragment of this thread, ``(MMA, MMA_M, MMA_N)``.
     :param partial: the WGMMA result of this K block, same shape.
     :param sfa_as_acc: this K block's SFA partitioned like ``acc`` (per-thread slice).
     :param sfb_first: B scale of the tile's first 128-column scale block at this K block.
     :param sfb_second: B scale of the next scale block (read for columns >= ``split_col``).
-    :param split_col: first tile column in the second scale block: a Python int when it is the same
-        for every tile, else an ``Int32`` equal to one of ``candidates``.
+    :param split_col: first tile column in the second scale block, known at compile time (the
+        kernel dispatches once per tile over :func:`split_candidates` when it varies by tile).
     :param chunk_cols: static tuple, for each fragment element, the tile column of its 8-column
         chunk as seen by thread 0 (every thread's differs only inside the chunk).
-    :param candidates: static tuple of the values a run-time ``split_col`` can take.
     """
-    if cutlass.const_expr(isinstance(split_col, int)):
-        promote_static_split(acc, partial, sfa_as_acc, sfb_first, sfb_second, split_col, chunk_cols)
-    else:
-        for c in cutlass.range_constexpr(len(candidates)):
-            if split_col == candidates[c]:
-                promote_static_split(
-                    acc, partial, sfa_as_acc, sfb_first, sfb_second, candidates[c], chunk_cols
-                )
+    for i in cutlass.range_constexpr(cute.size(acc)):
+        sfb = sfb_first
+        if cutlass.const_expr(chunk_cols[i] >= split_col):
+            sfb = sfb_second
+        acc[i] = acc[i] + partial[i] * (sfa_as_acc[i] * sfb)

@@ -32,10 +32,13 @@ def sfa_smem_layout(block_m: int, stages: int) -> cute.Layout:
     return cute.make_layout((block_m, 1, stages), stride=(1, 0, block_m))
 
 
-def sfa_as_accumulator(block_m: int, block_n: int, stages: int) -> cute.Layout:
+def sfa_as_accumulator(block_m: int, block_n: int, stages: int, stage_stride: int | None = None) -> cute.Layout:
     """The SFA buffer seen as a ``(BLOCK_M, BLOCK_N, stages)`` tensor: element (m, n) = scale of row m.
+
+    ``stage_stride`` (default ``block_m``) is the buffer's rows per stage: a 256-row tile views each
+    128-row wave with ``block_m=128, stage_stride=256`` from the wave's first row.
 
     Partition it with the **per-thread** MMA slice (``partition_C``) and index it exactly like the
     accumulator fragment. (The warpgroup-level slice would give every thread thread 0's rows.)
     """
-    return cute.make_layout((block_m, block_n, stages), stride=(1, 0, block_m))
+    return cute.make_layout((block_m, block_n, stages), stride=(1, 0, stage_stride or block_m))

@@ -1,7 +1,8 @@
 """Tile shapes and the rules that make a tile legal (plain Python, no DSL needed).
 
 BLOCK_K is always 128: one K tile is exactly one 128-wide scale block, so the promotion stage runs
-once per K tile. BLOCK_M is 64 per math warpgroup (one or two warpgroups). BLOCK_N is a multiple of
+once per K tile. BLOCK_M is 64 per math warpgroup (one or two warpgroups); BLOCK_M = 256 runs two
+128-row *waves* per K block on the two math warpgroups. BLOCK_N is a multiple of
 16 (the stmatrix epilogue writes 16-column pieces; WGMMA itself allows steps of 8) and must never
 let a tile touch more than two 128-column scale blocks of B.
 """
@@ -19,7 +20,13 @@ SCALE_BLOCK = 128
 ROWS_PER_MATH_WARPGROUP = 64
 """Each math warpgroup owns 64 rows of the tile (one ``m64nNk32`` WGMMA row block)."""
 
-BLOCK_M_CHOICES = (64, 128)
+WAVE_BLOCK_M = 128
+"""Rows one round of WGMMAs covers with both math warpgroups; a 256-row tile runs two such waves."""
+
+BLOCK_M_CHOICES = (64, 128, 256)
+GROUPED_BLOCK_M_CHOICES = (64, 128)
+"""BLOCK_M of the m-grouped kinds: an M block must lie inside one expert of the 128-row-aligned
+contiguous layout."""
 BLOCK_N_CHOICES = tuple(range(16, 129, 16)) + (144, 160, 192)
 """Multiples of 16 up to 128, then the wide tiles that still touch at most two B scale blocks
 (:func:`max_scale_blocks_touched`) and whose two fp32 accumulators (tile and partial) fit in a math
@@ -46,14 +53,28 @@ def scale_split_is_static(block_n: int) -> bool:
     return SCALE_BLOCK % block_n == 0 or block_n % SCALE_BLOCK == 0
 
 
+def num_waves(block_m: int) -> int:
+    """WGMMA waves per K block: 1 up to 128 rows, 2 for a 256-row tile."""
+    return max(1, block_m // WAVE_BLOCK_M)
+
+
 def check_tile(block_m: int, block_n: int) -> None:
     """Raise ``ValueError`` unless (block_m, block_n) is a tile the dense kernel supports."""
     if block_m not in BLOCK_M_CHOICES:
         raise ValueError(f"block_m must be one of {BLOCK_M_CHOICES}, got {block_m}")
     if block_n not in BLOCK_N_CHOICES:
         raise ValueError(f"block_n must be one of {BLOCK_N_CHOICES}, got {block_n}")
+    if block_m > WAVE_BLOCK_M and block_n > SCALE_BLOCK:
+        # Two waves' accumulators plus one partial: 3 x BLOCK_N / 2 registers per thread.
+        raise ValueError(f"block_n must be <= 128 when block_m is {block_m}, got {block_n}")
+
+
+def legal_tiles() -> list[tuple[int, int]]:
+    """Every (block_m, block_n) :func:`check_tile` accepts."""
+    return [(m, n) for m in BLOCK_M_CHOICES for n in BLOCK_N_CHOICES
+            if m <= WAVE_BLOCK_M or n <= SCALE_BLOCK]
 
 
 def epilogue_tile(block_m: int, block_n: int) -> tuple[int, int]:
     """The (rows, cols) of one epilogue piece written to smem and stored by one TMA store."""
-    return (block_m, 32 if block_n % 32 == 0 else 16)
+    return (min(block_m, WAVE_BLOCK_M), 32 if block_n % 32 == 0 else 16)

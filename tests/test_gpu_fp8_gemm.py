@@ -8,7 +8,7 @@ from cute_gemm import calc_diff
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
 from cute_gemm.testing import make_fp8_gemm_problem
-from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+from layouts.tiles import legal_tiles
 
 pytestmark = pytest.mark.gpu
 
@@ -36,8 +36,7 @@ def test_deepseek_shapes(m, n, k):
     check(p, p.d)
 
 
-@pytest.mark.parametrize("block_n", BLOCK_N_CHOICES)
-@pytest.mark.parametrize("block_m", BLOCK_M_CHOICES)
+@pytest.mark.parametrize("block_m,block_n", legal_tiles())
 def test_every_tile_with_tails(block_m, block_n):
     # M, N and K all leave partial tiles; scales span 1e-3..1e3 between blocks.
     p = make_fp8_gemm_problem(3 * block_m + 5, 5 * 128 + 8 * 3, 128 * 3 + 48, scale_spread=3.0)

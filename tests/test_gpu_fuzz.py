@@ -12,7 +12,7 @@ from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
 from cute_gemm.quant import per_block_dequantize, per_token_dequantize
 from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem, make_masked_problem
-from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+from layouts.tiles import BLOCK_N_CHOICES, GROUPED_BLOCK_M_CHOICES, legal_tiles
 from schedulers.raster import GemmKind
 
 pytestmark = pytest.mark.gpu
@@ -33,7 +33,7 @@ def random_dense_case(rng):
     k = 16 * log_uniform(rng, 1, 300)
     config = None
     if rng.random() < 0.5:  # half the cases force a random tile and cluster
-        bm, bn = rng.choice(BLOCK_M_CHOICES), rng.choice(BLOCK_N_CHOICES)
+        bm, bn = rng.choice(legal_tiles())
         cluster = rng.choice([(1, 1), (1, 1), (2, 1), (1, 2)])
         config = GemmConfig(bm, bn, max_stages(bm, bn), *cluster)
     return m, n, k, config
@@ -56,7 +56,7 @@ def test_grouped_fuzz(seed):
     for _ in range(8):
         groups = rng.randint(1, 12)
         n, k = 8 * rng.randint(1, 300), 16 * rng.randint(1, 200)
-        bm, bn = rng.choice(BLOCK_M_CHOICES), rng.choice(BLOCK_N_CHOICES)
+        bm, bn = rng.choice(GROUPED_BLOCK_M_CHOICES), rng.choice(BLOCK_N_CHOICES)
         rows = [rng.choice([0, rng.randint(1, 400)]) for _ in range(groups)]
         p = make_contiguous_problem(rows, n, k)
         cfg = GemmConfig(bm, bn, max_stages(bm, bn), kind=GemmKind.M_GROUPED_CONTIGUOUS)

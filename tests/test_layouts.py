@@ -1,6 +1,7 @@
 """Tile legality rules (layouts.tiles, layouts.scales) and the configuration heuristic, on the CPU.
 
-Proves: ``check_tile`` accepts exactly BLOCK_M_CHOICES x BLOCK_N_CHOICES;
+Proves: ``check_tile`` accepts exactly ``legal_tiles()`` (BLOCK_M_CHOICES x BLOCK_N_CHOICES less
+256-row tiles wider than 128);
 ``max_scale_blocks_touched`` and ``scale_split_is_static`` agree with a brute-force enumeration of
 real tile positions for every BLOCK_N that is a multiple of 8 up to 256; every legal BLOCK_N touches
 at most two B scale blocks; the epilogue piece divides the tile; ``tma_aligned_rows`` rounds up to
@@ -25,11 +26,12 @@ from layouts.tiles import (
     SCALE_BLOCK,
     check_tile,
     epilogue_tile,
+    legal_tiles,
     max_scale_blocks_touched,
     scale_split_is_static,
 )
 
-LEGAL_TILES = list(itertools.product(BLOCK_M_CHOICES, BLOCK_N_CHOICES))
+LEGAL_TILES = legal_tiles()
 BLOCK_NS_TO_CHECK = range(8, 257, 8)
 NUM_TILE_STARTS = 300  # more than a whole period (128 / gcd(block_n, 128) <= 16 tiles)
 
@@ -58,7 +60,10 @@ def brute_split_columns(block_n):
 
 def test_constants():
     assert BLOCK_K == SCALE_BLOCK == 128
-    assert BLOCK_M_CHOICES == (64, 128)
+    assert BLOCK_M_CHOICES == (64, 128, 256)
+    assert set(LEGAL_TILES) == {
+        (m, n) for m, n in itertools.product(BLOCK_M_CHOICES, BLOCK_N_CHOICES) if m < 256 or n <= 128
+    }
     assert all(bn % 16 == 0 for bn in BLOCK_N_CHOICES)
     assert list(BLOCK_N_CHOICES) == sorted(set(BLOCK_N_CHOICES))
 
@@ -118,7 +123,7 @@ def test_wider_tiles_would_touch_three_blocks():
 @pytest.mark.parametrize("block_m,block_n", LEGAL_TILES)
 def test_epilogue_tile_divides_the_tile(block_m, block_n):
     rows, cols = epilogue_tile(block_m, block_n)
-    assert rows == block_m
+    assert rows == min(block_m, 128)  # one 128-row wave at a time for 256-row tiles
     assert cols in (16, 32)
     assert block_n % cols == 0
     assert cols == 32 or block_n % 32 != 0  # the wider piece whenever it fits
@@ -151,7 +156,7 @@ def test_choose_config_deepseek_shapes(m, n, k):
     config = heuristics.choose_config(m, n, k, 132)
     assert isinstance(config, GemmConfig)
     check_tile(config.block_m, config.block_n)
-    assert config.block_m == (64 if m <= 64 else 128)
+    assert config.block_m in heuristics.block_m_candidates(m)
     assert config.stages == max_stages(config.block_m, config.block_n) >= 2
     assert config.raster_group == 16 and config.raster_along_m is True
 
@@ -159,20 +164,40 @@ def test_choose_config_deepseek_shapes(m, n, k):
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
 @pytest.mark.parametrize("m", (1, 63, 64, 65, 128, 129, 1000, 4096, 4097))
 def test_block_m_rule(m, num_sms):
-    assert heuristics.choose_config(m, 4096, 7168, num_sms).block_m == (64 if m <= 64 else 128)
+    block_m = heuristics.choose_config(m, 4096, 7168, num_sms).block_m
+    if m <= 64:
+        assert block_m == 64
+    elif m <= 128:
+        assert block_m == 128
+    else:
+        assert block_m in (128, 256)
+
+
+def test_every_candidate_is_a_legal_tile():
+    for block_m, widths in heuristics.EFFICIENCY.items():
+        for block_n in widths:
+            check_tile(block_m, block_n)
+
+
+def modelled_cost(c, k):
+    """The documented model, written out independently of TileChoice.cost."""
+    k_blocks = ceil_div(k, 128) + heuristics.TILE_OVERHEAD_K_BLOCKS[c.block_m]
+    if c.block_n in (96, 112, 144, 160, 192):  # the split column is chosen per tile
+        k_blocks += heuristics.SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
+    return c.waves * k_blocks * c.block_m * c.block_n / heuristics.EFFICIENCY[c.block_m][c.block_n]
 
 
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
 @pytest.mark.parametrize("n", (8, 264, 576, 2112, 4096, 7168, 24576, 32768))
 @pytest.mark.parametrize("m", (1, 64, 65, 128, 1000, 4096))
-def test_candidates_wave_arithmetic(m, n, num_sms):
-    ranked = heuristics.candidates(m, n, num_sms)
-    assert sorted(c.block_n for c in ranked) == sorted(heuristics.BLOCK_N_EFFICIENCY)
-    assert set(heuristics.BLOCK_N_EFFICIENCY) <= set(BLOCK_N_CHOICES)
-    block_m = 64 if m <= 64 else 128
+@pytest.mark.parametrize("k", (128, 512, 7168))
+def test_candidates_wave_arithmetic(m, n, k, num_sms):
+    ranked = heuristics.candidates(m, n, k, num_sms)
+    assert {(c.block_m, c.block_n) for c in ranked} == {
+        (bm, bn) for bm in heuristics.block_m_candidates(m) for bn in heuristics.EFFICIENCY[bm]
+    }
     for c in ranked:
-        assert c.block_m == block_m
-        assert c.num_tiles == ceil_div(m, block_m) * ceil_div(n, c.block_n)
+        assert c.num_tiles == ceil_div(m, c.block_m) * ceil_div(n, c.block_n)
         # Waves by counting: hand out num_sms tiles at a time.
         left, waves, last = c.num_tiles, 0, 0
         while left > 0:
@@ -181,27 +206,24 @@ def test_candidates_wave_arithmetic(m, n, num_sms):
             waves += 1
         assert (c.waves, c.last_wave_tiles) == (waves, last)
         assert 1 <= c.last_wave_tiles <= num_sms
-    # Best first: lowest modelled time waves * BLOCK_N / efficiency, then the wider tile.
-    def cost(c):
-        return c.waves * c.block_n / heuristics.BLOCK_N_EFFICIENCY[c.block_n]
-
-    keys = [(round(cost(c), 6), -c.block_n) for c in ranked]
+    # Best first: lowest modelled time, then the wider tile, then the taller.
+    keys = [(round(modelled_cost(c, k), 3), -c.block_n, -c.block_m) for c in ranked]
     assert keys == sorted(keys)
-    chosen = heuristics.choose_config(m, n, 7168, num_sms)
-    cheapest = min(round(cost(c), 6) for c in ranked)
-    widest = max(c.block_n for c in ranked if round(cost(c), 6) == cheapest)
-    assert (chosen.block_m, chosen.block_n) == (block_m, widest)
+    chosen = heuristics.choose_config(m, n, k, num_sms)
+    assert (chosen.block_m, chosen.block_n) == (ranked[0].block_m, ranked[0].block_n)
 
 
 @pytest.mark.parametrize(
     "m,n,k,tile",
-    [  # the fastest measured tile on the H200 (benchmarks/results/sweep-h200-2026-11-28-profiler.json)
-        (64, 2112, 7168, (64, 32)),
+    [  # the fastest measured tile on the H200 (benchmarks/results/sweep-h200-2026-11-28-*.json)
+        (64, 2112, 7168, (64, 16)),
+        (64, 4096, 7168, (64, 32)),
         (64, 7168, 16384, (64, 64)),
         (128, 7168, 16384, (128, 64)),
         (4096, 7168, 16384, (128, 160)),
-        (4096, 4096, 7168, (128, 128)),
-        (4096, 2112, 7168, (128, 192)),
+        (4096, 4096, 7168, (256, 128)),
+        (4096, 2112, 7168, (256, 96)),
+        (4096, 32768, 512, (256, 128)),
     ],
 )
 def test_choice_matches_measured_best(m, n, k, tile):
@@ -210,11 +232,13 @@ def test_choice_matches_measured_best(m, n, k, tile):
 
 
 def test_candidates_known_values():
-    # m=4096, n=7168 on 132 SMs with BLOCK_N=160: 32 x 45 = 1440 tiles = 10 waves + 120 tiles.
-    c = {c.block_n: c for c in heuristics.candidates(4096, 7168, 132)}[160]
-    assert (c.num_tiles, c.waves, c.last_wave_tiles) == (1440, 11, 1440 - 10 * 132)
+    # m=4096, n=7168 on 132 SMs with 128x160 tiles: 32 x 45 = 1440 tiles = 10 waves + 120 tiles.
+    c = {(c.block_m, c.block_n): c for c in heuristics.candidates(4096, 7168, 16384, 132)}
+    assert (c[128, 160].num_tiles, c[128, 160].waves, c[128, 160].last_wave_tiles) == (1440, 11, 120)
+    # 256x128: 16 x 56 = 896 tiles = 6 waves + 104 tiles.
+    assert (c[256, 128].num_tiles, c[256, 128].waves, c[256, 128].last_wave_tiles) == (896, 7, 104)
     # A single small tile: one wave of one tile.
-    c = {c.block_n: c for c in heuristics.candidates(1, 16, 132)}[32]
+    c = {c.block_n: c for c in heuristics.candidates(1, 16, 128, 132)}[32]
     assert (c.num_tiles, c.waves, c.last_wave_tiles) == (1, 1, 1)
 
 

@@ -17,7 +17,7 @@ from cute_gemm.moe import (
     pack_contiguous,
     unpack_contiguous,
 )
-from layouts.tiles import BLOCK_M_CHOICES
+from layouts.tiles import GROUPED_BLOCK_M_CHOICES
 
 
 def cdiv(a, b):
@@ -37,7 +37,7 @@ def expected_layout(sizes, alignment):
 
 def test_alignment_constant():
     assert get_m_alignment_for_contiguous_layout() == 128
-    assert all(128 % bm == 0 for bm in BLOCK_M_CHOICES)  # every M block lies in one expert
+    assert all(128 % bm == 0 for bm in GROUPED_BLOCK_M_CHOICES)  # every M block lies in one expert
 
 
 SIZE_CASES = [

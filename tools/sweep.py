@@ -11,7 +11,7 @@ from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
 from cute_gemm.testing import make_fp8_gemm_problem
 from cute_gemm.timing import time_kernels as time_cuda
-from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES
+from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES, legal_tiles
 
 
 def main():
@@ -31,6 +31,8 @@ def main():
         line = []
         for bm in args.block_m:
             for bn in args.block_n:
+                if (bm, bn) not in legal_tiles():
+                    continue
                 for g, cluster in [(g, tuple(map(int, c.split("x")))) for g in args.groups for c in args.clusters]:
                     cfg = GemmConfig(bm, bn, max_stages(bm, bn), cluster[0], cluster[1], g)
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)

@@ -53,11 +53,13 @@ class Fp8GemmSm90:
     - warpgroup 0, the **producer** (``setmaxnreg`` down to 40): warp 0's elected thread walks the
       tile schedule and, per K block, issues TMA loads of the A tile, the B tile and the tile's
       BLOCK_M scales of A into one stage of the mainloop pipeline. Warps 1-3 only give registers back.
-    - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of the tile each): per K
-      block, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, release the stage, then the
+    - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
+      per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
-      tile accumulator. After the last K block: the **epilogue** converts to bf16, writes pieces of
-      ``(BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each by TMA.
+      wave's accumulator; the stage is released after the last wave's WGMMAs. BLOCK_M = 256 runs two
+      waves (DeepGEMM's structure: one ``partial`` reused, two accumulators), so B is loaded once
+      for 256 rows. After the last K block: the **epilogue** converts to bf16, writes pieces of
+      ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each by TMA.
 
     Pipelines:
 
@@ -97,6 +99,10 @@ class Fp8GemmSm90:
             raise ValueError(f"kind {self.kind.name} is not implemented by this kernel")
         if self.kind != GemmKind.NORMAL and (cluster_m, cluster_n) != (1, 1):
             raise ValueError("clusters are only supported for the dense (NORMAL) kind so far")
+        if self.kind != GemmKind.NORMAL and block_m not in tiles.GROUPED_BLOCK_M_CHOICES:
+            raise ValueError(
+                f"block_m must be one of {tiles.GROUPED_BLOCK_M_CHOICES} for grouped GEMMs, got {block_m}"
+            )
         if not 2 <= stages <= max_stages(block_m, block_n):
             raise ValueError(
                 f"stages must be in [2, {max_stages(block_m, block_n)}] for a "
@@ -109,7 +115,10 @@ class Fp8GemmSm90:
         self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K)
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
 
-        self.num_math_warpgroups = block_m // tiles.ROWS_PER_MATH_WARPGROUP
+        # A 256-row tile runs two 128-row waves per K block on the same two math warpgroups.
+        self.num_waves = tiles.num_waves(block_m)
+        self.wave_m = block_m // self.num_waves
+        self.num_math_warpgroups = self.wave_m // tiles.ROWS_PER_MATH_WARPGROUP
         self.num_math_threads = 128 * self.num_math_warpgroups
         self.threads_per_cta = 128 + self.num_math_threads
         # NOTES: 40 + n * R registers per thread of each warpgroup must fit 64K: 232 for two math
@@ -435,23 +444,34 @@ class Fp8GemmSm90:
         # Operand fragments come from the warpgroup's slice (smem descriptors are per warpgroup);
         # anything read by value per accumulator element needs the per-thread slice.
         thr_mma = tiled_mma.get_slice(math_tidx)
-        # (MMA, MMA_M, MMA_K, stages), (MMA, MMA_N, MMA_K, stages)
-        tCrA = tiled_mma.make_fragment_A(thr_mma.partition_A(sA))
+        wave_m = self.wave_m
+        # (wave_m, waves, bK, stages): the rows of each WGMMA wave
+        sA_waves = cute.flat_divide(sA, (wave_m,))
+        # per wave: (MMA, MMA_M, MMA_K, stages); and (MMA, MMA_N, MMA_K, stages)
+        tCrA = [
+            tiled_mma.make_fragment_A(thr_mma.partition_A(sA_waves[(None, w, None, None)]))
+            for w in range(self.num_waves)
+        ]
         tCrB = tiled_mma.make_fragment_B(thr_mma.partition_B(sB))
-        # (bM, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
-        sSFA_as_C = cute.make_tensor(sSFA.iterator, scale_layouts.sfa_as_accumulator(bM, bN, self.stages))
-        tCsSFA = thr_mma.partition_C(sSFA_as_C)
+        # per wave: the wave's (wave_m, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
+        tCsSFA = [
+            thr_mma.partition_C(cute.make_tensor(
+                sSFA.iterator + w * wave_m,
+                scale_layouts.sfa_as_accumulator(wave_m, bN, self.stages, stage_stride=bM),
+            ))
+            for w in range(self.num_waves)
+        ]
         # (bM, bN, RestM, RestN[, G])
         gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
-        acc_shape = thr_mma.partition_C(cute.make_identity_tensor((bM, bN))).shape
-        acc = cute.make_rmem_tensor(acc_shape, Float32)
+        acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
+        accs = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
         partial = cute.make_rmem_tensor(acc_shape, Float32)
-        tCrSFA = cute.make_rmem_tensor(acc_shape, Float32)
-        chunk_cols = self._chunk_columns(tiled_mma, bM, bN)
+        tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
+        chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
         candidates = split_candidates(bN)
 
         store = self.make_epilogue_store()
-        state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Consumer, self.stages)
+        k_blocks_done = Int32(0)
         num_tiles_done = Int32(0)
         sched = self.make_scheduler(mD_mn, group_info)
         unit = sched.first_unit()
@@ -459,10 +479,11 @@ class Fp8GemmSm90:
         while unit < num_units:
             tile = sched.tile(unit)
             if tile.is_valid:
-                state = self.mma_tile(
-                    tile, num_k_blocks, mainloop, state, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
-                    acc, partial, mSFB_nk, chunk_cols, candidates,
+                self.mma_tile(
+                    tile, num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA,
+                    tCrSFA, accs, partial, mSFB_nk, chunk_cols, candidates,
                 )
+                k_blocks_done += num_k_blocks
                 d_coord = (None, None, tile.m_block, tile.n_block)
                 if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
                     d_coord = d_coord + (tile.expert,)
@@ -471,7 +492,7 @@ class Fp8GemmSm90:
                 if cutlass.const_expr(self.kind != GemmKind.NORMAL):
                     gD_real_tile = self.real_tile(d_real, tile)
                 self.epilogue(
-                    acc, tiled_mma, tma_atom_d, gD_tile, sD, store, num_tiles_done, math_tidx,
+                    accs, tiled_mma, tma_atom_d, gD_tile, sD, store, num_tiles_done, math_tidx,
                     warp_idx, gD_real_tile, tile.rows, tile.m_block * bM, group_info,
                 )
                 num_tiles_done += 1
@@ -480,49 +501,95 @@ class Fp8GemmSm90:
 
     @cute.jit
     def mma_tile(
-        self, tile, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state,
-        tiled_mma: cute.TiledMma, tCrA: cute.Tensor, tCrB: cute.Tensor, tCsSFA: cute.Tensor,
-        tCrSFA: cute.Tensor, acc: cute.Tensor, partial: cute.Tensor, mSFB_nk: cute.Tensor,
+        self, tile, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
+        tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list,
+        tCrSFA: list, accs: list, partial: cute.Tensor, mSFB_nk: cute.Tensor,
         chunk_cols: cutlass.Constexpr, candidates: cutlass.Constexpr,
     ):
-        """All K blocks of one tile: WGMMA into ``partial``, release the stage, promote into ``acc``."""
+        """All K blocks of one tile into ``accs`` (one accumulator per 128-row wave).
+
+        ``k_blocks_done`` counts the K blocks this warpgroup consumed before the tile; it places the
+        tile's first stage in the mainloop ring.
+
+        NOTES: when the column where the tile enters its second B scale block depends on the tile
+        (BLOCK_N = 96, 112, 144, 160, 192), we branch *once per tile* into a K loop compiled for that
+        column (DeepGEMM's ``num_former_iters`` dispatch). Branching per K block instead (one
+        warp-uniform test per candidate) made 112-wide tiles 25-33% slower than 128-wide ones.
+        """
         bN = self.block_n
-        num_mma_k = cute.size(tCrA, mode=[2])
         num_scale_n = mSFB_nk.shape[0]
         first_col = tile.n_block * bN
         # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
         scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
         scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
-        split_col = self._split_column(first_col)
         # (Nb, Kb) scales of this tile's expert
         sfb_coord = (None, None)
         if cutlass.const_expr(self.kind != GemmKind.NORMAL):
             sfb_coord = sfb_coord + (tile.expert,)
         mSFB = mSFB_nk[sfb_coord]
-        acc.fill(0.0)
+        args = (num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA, accs,
+                partial, mSFB, scale_n0, scale_n1, chunk_cols)
+        split_col = self._split_column(first_col)
+        if cutlass.const_expr(isinstance(split_col, int)):
+            self.k_loop(*args, split_col)
+        else:
+            for c in cutlass.range_constexpr(len(candidates)):
+                if split_col == candidates[c]:
+                    self.k_loop(*args, candidates[c])
+
+    @cute.jit
+    def k_loop(
+        self, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
+        tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
+        accs: list, partial: cute.Tensor, mSFB: cute.Tensor, scale_n0: Int32, scale_n1: Int32,
+        chunk_cols: cutlass.Constexpr, split_col: cutlass.Constexpr,
+    ):
+        """The mainloop of one tile: per K block and wave, WGMMA into ``partial``, then promote."""
+        num_mma_k = cute.size(tCrA[0], mode=[2])
+        # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
+        state = pipeline.PipelineState(
+            self.stages, k_blocks_done, k_blocks_done % self.stages, (k_blocks_done // self.stages) % 2
+        )
+        for w in cutlass.range_constexpr(self.num_waves):
+            accs[w].fill(0.0)
+        # NOTES: the B scales are loaded one K block ahead: a global load issued right before the
+        # wait stalled the WGMMA issue of wave 0 (the compiler places the scale products between
+        # the WGMMAs).
+        sfb_first = mSFB[scale_n0, 0]
+        sfb_second = mSFB[scale_n1, 0]
         for k_block in range(num_k_blocks):
-            # Issued before the wait so the global loads overlap it.
-            sfb_first = mSFB[scale_n0, k_block]
-            sfb_second = mSFB[scale_n1, k_block]
+            next_k_block = cutlass.min(k_block + 1, num_k_blocks - 1)
+            sfb_first_next = mSFB[scale_n0, next_k_block]
+            sfb_second_next = mSFB[scale_n1, next_k_block]
             mainloop.consumer_wait(state)
-            warpgroup.fence()
-            for kk in cutlass.range_constexpr(num_mma_k):
-                # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma
-                # inside the dynamic K loop fails IR verification.
-                mma = cute.make_mma_atom(tiled_mma.op)
-                mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
-                cute.gemm(mma, partial, tCrA[(None, None, kk, state.index)], tCrB[(None, None, kk, state.index)], partial)
-            warpgroup.commit_group()
-            warpgroup.wait_group(0)
-            # NOTES: copy this stage's row scales to registers (the compiler keeps 2 loads) and
-            # release the stage before the FFMAs: the producer refills it while we promote.
-            tCsSFA_stage = tCsSFA[(None, None, None, state.index)]
-            for i in cutlass.range_constexpr(cute.size(tCrSFA)):
-                tCrSFA[i] = tCsSFA_stage[i]
-            mainloop.consumer_release(state)
+            # NOTES: this stage's row scales go to registers before the WGMMAs (the compiler keeps
+            # 2 loads per wave), so their latency hides under the tensor-core work and the stage
+            # can be released right after the last wave's WGMMAs complete.
+            for w in cutlass.range_constexpr(self.num_waves):
+                tCsSFA_stage = tCsSFA[w][(None, None, None, state.index)]
+                for i in cutlass.range_constexpr(cute.size(tCrSFA[w])):
+                    tCrSFA[w][i] = tCsSFA_stage[i]
+            for w in cutlass.range_constexpr(self.num_waves):
+                warpgroup.fence()
+                for kk in cutlass.range_constexpr(num_mma_k):
+                    # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma
+                    # inside the dynamic K loop fails IR verification.
+                    mma = cute.make_mma_atom(tiled_mma.op)
+                    mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
+                    cute.gemm(
+                        mma, partial, tCrA[w][(None, None, kk, state.index)],
+                        tCrB[(None, None, kk, state.index)], partial,
+                    )
+                warpgroup.commit_group()
+                warpgroup.wait_group(0)
+                # After the last wave, release the stage before the FFMAs: the producer refills it
+                # while we promote.
+                if cutlass.const_expr(w == self.num_waves - 1):
+                    mainloop.consumer_release(state)
+                promote(accs[w], partial, tCrSFA[w], sfb_first, sfb_second, split_col, chunk_cols)
             state.advance()
-            promote(acc, partial, tCrSFA, sfb_first, sfb_second, split_col, chunk_cols, candidates)
-        return state
+            sfb_first = sfb_first_next
+            sfb_second = sfb_second_next
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
         return pipeline.PipelineTmaStore.create(
@@ -533,7 +600,7 @@ class Fp8GemmSm90:
     @cute.jit
     def epilogue(
         self,
-        acc: cute.Tensor,
+        accs: list,
         tiled_mma: cute.TiledMma,
         tma_atom_d: cute.CopyAtom,
         gD_tile: cute.Tensor,  # (bM, bN)
@@ -560,22 +627,24 @@ class Fp8GemmSm90:
         thr_copy_r2s = tiled_copy_r2s.get_slice(math_tidx)
         # (R2S, R2S_M, R2S_N, 2)
         tRS_sD = thr_copy_r2s.partition_D(sD)
-        tRS_rAcc = tiled_copy_r2s.retile(acc)
+        tRS_rAccs = [tiled_copy_r2s.retile(acc) for acc in accs]
         rD_shape = cute.shape(thr_copy_r2s.partition_S(sD))[:3]
         tRS_rD = cute.make_rmem_tensor(rD_shape, Float32)
         tRS_rD_out = cute.make_rmem_tensor(rD_shape, d_dtype)
         piece_size = cute.size(tRS_rD)
 
-        # ((epi_m, epi_n), (RestM, RestN))
+        # ((epi_m, epi_n), (RestM, RestN)); RestM = waves (epi_m is one wave's rows)
         gD_pieces = cute.zipped_divide(gD_tile, self.epi_tile)
         bSG_sD, bSG_gD = cpasync.tma_partition(
             tma_atom_d, 0, cute.make_layout(1), cute.group_modes(sD, 0, 2), gD_pieces
         )
         num_pieces = cute.size(gD_pieces, mode=[1])
+        pieces_per_wave = num_pieces // self.num_waves
         pieces_layout = cute.make_layout(gD_pieces.shape[1], stride=(gD_pieces.shape[1][1], 1))
         for piece in cutlass.range_constexpr(num_pieces):
+            wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
             for v in cutlass.range_constexpr(piece_size):
-                tRS_rD[v] = tRS_rAcc[piece * piece_size + v]
+                tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
             tRS_rD_out.store(tRS_rD.load().to(d_dtype))
             buffer = (num_tiles_done * num_pieces + piece) % EPILOGUE_STAGES
             cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, buffer)])
