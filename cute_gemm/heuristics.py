@@ -9,8 +9,8 @@ FLOPs over the rate such a tile reaches, plus a fixed per-tile cost, the epilogu
 loads and the B-scale split dispatch, counted in K blocks). The efficiencies and overheads were fitted to H200 sweeps
 (docs/notes.md; ``tools/sweep.py``): at large K, 128x160, 256x128 and 256x112 tiles run fastest
 per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of narrow tiles wins.
-Ties go to the wider tile, then the taller. Stages: as many as fit 227 KB of shared memory. No
-cluster by default (2-CTA multicast measured within noise on these shapes).
+Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
+(2-CTA multicast measured within noise on these shapes).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import functools
 from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
 from layouts.tiles import BLOCK_K, scale_split_is_static
 from schedulers.raster import GemmKind
 
@@ -45,8 +45,24 @@ def tile_overhead_k_blocks(block_m: int, block_n: int) -> float:
     return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch
 
 
+LONG_K_BLOCKS = 8
+"""Beyond this many K blocks a 3-stage pipeline starves 256x128 tiles (see :func:`choose_stages`)."""
+
+
 def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+def choose_stages(block_m: int, block_n: int, k: int) -> int:
+    """Pipeline stages: the most that leave shared memory for a whole-tile epilogue (every piece
+    staged, then stored: measured 2-10% faster than a ring of 2-3 pieces, most at short K), unless
+    that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
+    fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3).
+    """
+    whole, most = whole_tile_epilogue_stages(block_m, block_n), max_stages(block_m, block_n)
+    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, BLOCK_K) <= LONG_K_BLOCKS)):
+        return min(whole, most)
+    return most
 
 
 def block_m_candidates(m: int) -> tuple[int, ...]:
@@ -99,7 +115,7 @@ def candidates(m: int, n: int, k: int, num_sms: int, block_m: int | None = None)
 def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     best = candidates(m, n, k, num_sms)[0]
-    return GemmConfig(best.block_m, best.block_n, max_stages(best.block_m, best.block_n))
+    return GemmConfig(best.block_m, best.block_n, choose_stages(best.block_m, best.block_n, k))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -114,7 +130,7 @@ def choose_grouped_config(
     block_m = 64 if rows_per_group <= 64 else 128
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
     best = candidates(rows, n, k, num_sms, block_m)[0]
-    return GemmConfig(block_m, best.block_n, max_stages(block_m, best.block_n), kind=kind)
+    return GemmConfig(block_m, best.block_n, choose_stages(block_m, best.block_n, k), kind=kind)
 
 
 def explain(m: int, n: int, k: int, num_sms: int) -> str:

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from cute_gemm.jit import GemmConfig
+from cute_gemm.heuristics import choose_stages
 from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, max_stages
 from cute_gemm.sass import compile_report
 from layouts.tiles import legal_tiles
@@ -12,6 +13,9 @@ from schedulers.raster import GemmKind
 
 CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn)) for bm, bn in legal_tiles()
+] + [  # the heuristic's stages where they differ: a whole-tile epilogue instead of a ring
+    GemmConfig(bm, bn, choose_stages(bm, bn, 512)) for bm, bn in legal_tiles()
+    if choose_stages(bm, bn, 512) != max_stages(bm, bn)
 ] + [
     GemmConfig(bm, bn, max_stages(bm, bn), *cluster)
     for bm, bn in ((128, 128), (128, 160), (64, 112))

@@ -6,7 +6,7 @@ import torch
 import cute_gemm
 from cute_gemm import calc_diff
 from cute_gemm.jit import GemmConfig
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
 from cute_gemm.testing import make_fp8_gemm_problem
 from layouts.tiles import legal_tiles
 
@@ -41,6 +41,18 @@ def test_every_tile_with_tails(block_m, block_n):
     # M, N and K all leave partial tiles; scales span 1e-3..1e3 between blocks.
     p = make_fp8_gemm_problem(3 * block_m + 5, 5 * 128 + 8 * 3, 128 * 3 + 48, scale_spread=3.0)
     config = GemmConfig(block_m, block_n, max_stages(block_m, block_n))
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
+    check(p, p.d)
+
+
+@pytest.mark.parametrize("stages", ["most", "whole-tile epilogue"])
+@pytest.mark.parametrize("block_m,block_n", [(256, 128), (256, 112), (128, 128), (128, 192), (64, 80)])
+def test_ring_and_whole_tile_epilogues(block_m, block_n, stages):
+    # Most stages leaves a ring of epilogue buffers; fewer stages stage the whole tile at once.
+    count = max_stages(block_m, block_n) if stages == "most" else whole_tile_epilogue_stages(block_m, block_n)
+    p = make_fp8_gemm_problem(5 * block_m - 7, 9 * block_n + 8, 128 * 5 + 16, scale_spread=3.0)
+    p.d.fill_(float("nan"))
+    config = GemmConfig(block_m, block_n, min(count, max_stages(block_m, block_n)))
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
     check(p, p.d)
 

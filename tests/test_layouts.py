@@ -17,7 +17,13 @@ import pytest
 
 from cute_gemm import heuristics
 from cute_gemm.jit import GemmConfig
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import (
+    SMEM_CAPACITY,
+    epilogue_buffers,
+    epilogue_pieces,
+    max_stages,
+    shared_memory_bytes,
+)
 from layouts.scales import TMA_ALIGN_FLOATS, tma_aligned_rows
 from layouts.tiles import (
     BLOCK_K,
@@ -157,7 +163,7 @@ def test_choose_config_deepseek_shapes(m, n, k):
     assert isinstance(config, GemmConfig)
     check_tile(config.block_m, config.block_n)
     assert config.block_m in heuristics.block_m_candidates(m)
-    assert config.stages == max_stages(config.block_m, config.block_n) >= 2
+    assert config.stages == heuristics.choose_stages(config.block_m, config.block_n, k) >= 3
     assert config.raster_group == 16 and config.raster_along_m is True
 
 
@@ -229,6 +235,20 @@ def test_candidates_wave_arithmetic(m, n, k, num_sms):
 def test_choice_matches_measured_best(m, n, k, tile):
     config = heuristics.choose_config(m, n, k, 132)
     assert (config.block_m, config.block_n) == tile
+
+
+@pytest.mark.parametrize("k", (128, 512, 1024, 1152, 2048, 16384))
+def test_choose_stages(k):
+    for block_m, block_n in LEGAL_TILES:
+        stages = heuristics.choose_stages(block_m, block_n, k)
+        assert 3 <= stages <= max_stages(block_m, block_n)
+        assert shared_memory_bytes(block_m, block_n, stages) <= SMEM_CAPACITY
+        whole = epilogue_buffers(block_m, block_n, stages) == epilogue_pieces(block_m, block_n)
+        assert whole or stages == max_stages(block_m, block_n)
+    # Measured on the H200 (benchmarks/results/sweep-h200-2026-11-28-epilogue.json):
+    assert heuristics.choose_stages(128, 128, k) == 5  # whole tile beats 6 stages + ring
+    assert heuristics.choose_stages(256, 112, k) == 3
+    assert heuristics.choose_stages(256, 128, k) == (3 if k <= 1024 else 4)
 
 
 def test_candidates_known_values():

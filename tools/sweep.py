@@ -21,6 +21,8 @@ def main():
     ap.add_argument("--block-n", type=int, nargs="*", default=list(BLOCK_N_CHOICES))
     ap.add_argument("--groups", type=int, nargs="*", default=[16])
     ap.add_argument("--clusters", nargs="*", default=["1x1"])
+    ap.add_argument("--fewer-stages", type=int, nargs="*", default=[0],
+                    help="also time each tile with this many stages fewer than fit (frees smem for the epilogue)")
     ap.add_argument("--json")
     args = ap.parse_args()
     rows = []
@@ -33,13 +35,13 @@ def main():
             for bn in args.block_n:
                 if (bm, bn) not in legal_tiles():
                     continue
-                for g, cluster in [(g, tuple(map(int, c.split("x")))) for g in args.groups for c in args.clusters]:
-                    cfg = GemmConfig(bm, bn, max_stages(bm, bn), cluster[0], cluster[1], g)
+                for g, cluster, fewer in [(g, tuple(map(int, c.split("x"))), f) for g in args.groups for c in args.clusters for f in args.fewer_stages]:
+                    cfg = GemmConfig(bm, bn, max_stages(bm, bn) - fewer, cluster[0], cluster[1], g)
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
-                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "group": g, "cluster": cluster, "us": us, "tflops": tf})
-                    line.append((tf, f"{bm}x{bn}/g{g}/c{cluster[0]}x{cluster[1]}"))
+                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "stages": cfg.stages, "group": g, "cluster": cluster, "us": us, "tflops": tf})
+                    line.append((tf, f"{bm}x{bn}/s{cfg.stages}/g{g}/c{cluster[0]}x{cluster[1]}"))
         line.sort(reverse=True)
         from cute_gemm import peers
         (a_pt, sa), (b_pt, sb) = peers.per_tensor_cast(p.x), peers.per_tensor_cast(p.y)

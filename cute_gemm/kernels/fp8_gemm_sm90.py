@@ -24,7 +24,7 @@ from schedulers.persistent import PersistentTileScheduler
 from schedulers.raster import GemmKind
 
 SMEM_CAPACITY = get_smem_capacity_in_bytes("sm_90")  # 232448 B = 227 KB per CTA
-EPILOGUE_STAGES = 2
+MIN_EPILOGUE_BUFFERS = 2
 BARRIER_BYTES = 1024  # mbarriers and alignment slack
 
 
@@ -33,15 +33,41 @@ def _stage_bytes(block_m: int, block_n: int) -> int:
     return (block_m + block_n) * tiles.BLOCK_K + block_m * 4
 
 
+def _piece_bytes(block_m: int, block_n: int) -> int:
+    """Bytes of one bf16 epilogue piece in shared memory."""
+    epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
+    return epi_m * epi_n * 2
+
+
+def epilogue_pieces(block_m: int, block_n: int) -> int:
+    """Epilogue pieces (TMA stores) per tile."""
+    epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
+    return (block_m // epi_m) * (block_n // epi_n)
+
+
+def epilogue_buffers(block_m: int, block_n: int, stages: int) -> int:
+    """Epilogue pieces staged in shared memory at once: the whole tile when it fits beside the
+    mainloop stages, else as many as fit (at least 2, a ring)."""
+    free = SMEM_CAPACITY - BARRIER_BYTES - stages * _stage_bytes(block_m, block_n)
+    fit = free // _piece_bytes(block_m, block_n)
+    return min(epilogue_pieces(block_m, block_n), max(MIN_EPILOGUE_BUFFERS, fit))
+
+
 def shared_memory_bytes(block_m: int, block_n: int, stages: int) -> int:
     """Upper bound of the kernel's shared memory for a configuration (plain Python)."""
-    epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
-    return stages * _stage_bytes(block_m, block_n) + EPILOGUE_STAGES * epi_m * epi_n * 2 + BARRIER_BYTES
+    buffers = epilogue_buffers(block_m, block_n, stages)
+    return stages * _stage_bytes(block_m, block_n) + buffers * _piece_bytes(block_m, block_n) + BARRIER_BYTES
+
+
+def whole_tile_epilogue_stages(block_m: int, block_n: int) -> int:
+    """Most pipeline stages that leave room to stage every epilogue piece of the tile at once."""
+    fixed = BARRIER_BYTES + epilogue_pieces(block_m, block_n) * _piece_bytes(block_m, block_n)
+    return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
 
 
 def max_stages(block_m: int, block_n: int) -> int:
-    """Most pipeline stages that fit in 227 KB of shared memory."""
-    fixed = shared_memory_bytes(block_m, block_n, 0)
+    """Most pipeline stages that fit in 227 KB of shared memory beside two epilogue pieces."""
+    fixed = BARRIER_BYTES + MIN_EPILOGUE_BUFFERS * _piece_bytes(block_m, block_n)
     return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
 
 
@@ -114,6 +140,11 @@ class Fp8GemmSm90:
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
         self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K)
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
+        # NOTES: when every piece of the tile has its own smem buffer, the epilogue waits once for
+        # the previous tile's stores and syncs the math warps twice per tile; a ring of fewer
+        # buffers syncs twice per piece and waits for a store before reusing its buffer.
+        self.epi_buffers = epilogue_buffers(block_m, block_n, stages)
+        self.whole_tile_epilogue = self.epi_buffers >= epilogue_pieces(block_m, block_n)
 
         # A 256-row tile runs two 128-row waves per K block on the same two math warpgroups.
         self.num_waves = tiles.num_waves(block_m)
@@ -179,7 +210,7 @@ class Fp8GemmSm90:
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2)
         a_smem_layout = smem_layouts.operand_smem_layout(a.element_type, bM, bK, self.stages)
         b_smem_layout = smem_layouts.operand_smem_layout(b.element_type, bN, bK, self.stages)
-        epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, EPILOGUE_STAGES)
+        epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, self.epi_buffers)
         sfa_smem_layout = scale_layouts.sfa_smem_layout(bM, self.stages)
 
         cm, cn = self.cluster_mn
@@ -592,8 +623,10 @@ class Fp8GemmSm90:
             sfb_second = sfb_second_next
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
+        """The D store pipeline: one stage per ring buffer, or one stage for the whole tile (its
+        acquire then waits until every earlier store has read shared memory)."""
         return pipeline.PipelineTmaStore.create(
-            num_stages=EPILOGUE_STAGES,
+            num_stages=1 if self.whole_tile_epilogue else self.epi_buffers,
             producer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread, self.num_math_threads),
         )
 
@@ -604,7 +637,7 @@ class Fp8GemmSm90:
         tiled_mma: cute.TiledMma,
         tma_atom_d: cute.CopyAtom,
         gD_tile: cute.Tensor,  # (bM, bN)
-        sD: cute.Tensor,  # (epi_m, epi_n, 2)
+        sD: cute.Tensor,  # (epi_m, epi_n, buffers)
         store: pipeline.PipelineTmaStore,
         num_tiles_done: Int32,
         math_tidx: Int32,
@@ -614,7 +647,10 @@ class Fp8GemmSm90:
         row0: Int32,
         group_info: cute.Tensor,
     ):
-        """bf16 conversion, stmatrix into swizzled smem, TMA store, one ``epi_tile`` at a time.
+        """bf16 conversion, stmatrix into swizzled smem, TMA store of each ``epi_tile`` piece.
+
+        With a buffer per piece (:attr:`whole_tile_epilogue`) all pieces are written, then stored;
+        otherwise the pieces go through a ring of buffers one at a time.
 
         A masked expert's last tile has only ``rows`` valid rows, and a contiguous tile can end in
         padding rows; those rows must keep what ``d`` held, and TMA clips only at the tensor's
@@ -641,31 +677,64 @@ class Fp8GemmSm90:
         num_pieces = cute.size(gD_pieces, mode=[1])
         pieces_per_wave = num_pieces // self.num_waves
         pieces_layout = cute.make_layout(gD_pieces.shape[1], stride=(gD_pieces.shape[1][1], 1))
-        for piece in cutlass.range_constexpr(num_pieces):
-            wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
-            for v in cutlass.range_constexpr(piece_size):
-                tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
-            tRS_rD_out.store(tRS_rD.load().to(d_dtype))
-            buffer = (num_tiles_done * num_pieces + piece) % EPILOGUE_STAGES
-            cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, buffer)])
+        if cutlass.const_expr(self.whole_tile_epilogue):
+            # The previous tile's stores were issued a whole mainloop ago: this wait is ~free.
+            if warp_idx == self.store_warp:
+                store.producer_acquire()
+            self.epilogue_barrier.arrive_and_wait()
+            for piece in cutlass.range_constexpr(num_pieces):
+                wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
+                for v in cutlass.range_constexpr(piece_size):
+                    tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
+                tRS_rD_out.store(tRS_rD.load().to(d_dtype))
+                cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, piece)])
             # stmatrix writes are generic-proxy; TMA reads through the async proxy.
             cute.arch.fence_proxy("async.shared", space="cta")
             self.epilogue_barrier.arrive_and_wait()
-            piece_coord = pieces_layout.get_hier_coord(piece)
-            if cutlass.const_expr(self.kind != GemmKind.NORMAL):
-                if rows < self.block_m:
-                    self.store_piece_predicated(
-                        sD[(None, None, buffer)], gD_real_tile, piece_coord, rows, row0, group_info, math_tidx
-                    )
-                elif warp_idx == self.store_warp:
-                    cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, piece_coord)])
+            for piece in cutlass.range_constexpr(num_pieces):
+                self.store_piece(
+                    piece, piece, pieces_layout, tma_atom_d, bSG_sD, bSG_gD, sD, gD_real_tile,
+                    rows, row0, group_info, math_tidx, warp_idx,
+                )
+            if warp_idx == self.store_warp:
+                store.producer_commit()
+        else:
+            for piece in cutlass.range_constexpr(num_pieces):
+                wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
+                for v in cutlass.range_constexpr(piece_size):
+                    tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
+                tRS_rD_out.store(tRS_rD.load().to(d_dtype))
+                buffer = (num_tiles_done * num_pieces + piece) % self.epi_buffers
+                cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, buffer)])
+                cute.arch.fence_proxy("async.shared", space="cta")
+                self.epilogue_barrier.arrive_and_wait()
+                self.store_piece(
+                    piece, buffer, pieces_layout, tma_atom_d, bSG_sD, bSG_gD, sD, gD_real_tile,
+                    rows, row0, group_info, math_tidx, warp_idx,
+                )
+                if warp_idx == self.store_warp:
                     store.producer_commit()
-                    store.producer_acquire()
+                    store.producer_acquire()  # the next piece's buffer has been read
+                self.epilogue_barrier.arrive_and_wait()
+
+    @cute.jit
+    def store_piece(
+        self, piece: cutlass.Constexpr, buffer, pieces_layout: cute.Layout, tma_atom_d: cute.CopyAtom,
+        bSG_sD: cute.Tensor, bSG_gD: cute.Tensor, sD: cute.Tensor, gD_real_tile: cute.Tensor,
+        rows: Int32, row0: Int32, group_info: cute.Tensor, math_tidx: Int32, warp_idx: Int32,
+    ):
+        """Store one staged piece: by TMA from the store warp, or (a grouped tile with rows that
+        must not be written) by every math thread with per-row predicates."""
+        piece_coord = pieces_layout.get_hier_coord(piece)
+        if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+            if rows < self.block_m:
+                self.store_piece_predicated(
+                    sD[(None, None, buffer)], gD_real_tile, piece_coord, rows, row0, group_info, math_tidx
+                )
             elif warp_idx == self.store_warp:
                 cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, piece_coord)])
-                store.producer_commit()
-                store.producer_acquire()
-            self.epilogue_barrier.arrive_and_wait()
+        elif warp_idx == self.store_warp:
+            cute.copy(tma_atom_d, bSG_sD[(None, buffer)], bSG_gD[(None, piece_coord)])
 
     @cute.jit
     def store_piece_predicated(
