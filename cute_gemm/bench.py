@@ -91,6 +91,7 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
     from cute_gemm.quant import calc_diff
     from cute_gemm.testing import make_contiguous_problem, make_masked_problem
     from cute_gemm.timing import time_kernels
+    import torch
 
     if kind == "contiguous":
         p = make_contiguous_problem([m] * groups, n, k)
@@ -111,22 +112,40 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
     loops = [peers.cublas_per_tensor(a, sa, b, sb) for (a, sa), (b, sb) in casts]
     loop_us = time_kernels(lambda: [f() for f in loops], iters=iters)
     loop_diff = max(calc_diff(f(), p.expert_reference(g, dequantized=False)) for g, f in enumerate(loops))
-    return {
+    row = {
         "kind": kind, "groups": groups, "m": m, "n": n, "k": k,
         "us": us, "tflops": flops / us / 1e6, "gbps": nbytes / us / 1e3, "calc_diff": diff,
         "cublas_loop_us": loop_us, "cublas_loop_tflops": flops / loop_us / 1e6,
         "cublas_loop_calc_diff": loop_diff, "speedup": loop_us / us,
+        "torch_grouped_us": None, "torch_grouped_calc_diff": None, "torch_grouped_speedup": None,
     }
+    # torch's grouped FP8 GEMM (row-wise scales) over the same experts, where the torch has it.
+    xs = p.x if kind == "masked" else torch.cat([expert_x(g) for g in range(groups)])
+    (a_rw, sa_rw), (b_rw, sb_rw) = peers.rowwise_cast(xs), peers.rowwise_cast(p.y)
+    offs = None if kind == "masked" else torch.arange(1, groups + 1, device=xs.device, dtype=torch.int32) * m
+    grouped_mm = peers.torch_grouped_rowwise(a_rw, sa_rw, b_rw, sb_rw, offs)
+    if grouped_mm is not None:
+        out = grouped_mm().view(groups, m, n)
+        row["torch_grouped_us"] = time_kernels(grouped_mm, iters=iters)
+        row["torch_grouped_calc_diff"] = max(
+            calc_diff(out[g], p.expert_reference(g, dequantized=False)) for g in range(groups)
+        )
+        row["torch_grouped_speedup"] = row["torch_grouped_us"] / us
+    return row
 
 
 def format_grouped_table(rows) -> str:
     lines = ["| kind | G | M per expert | N | K | cute-gemm us | TFLOPS | GB/s | diff | "
-             "cuBLAS per-tensor loop us | TFLOPS | x |", "|" + "---|" * 12]
+             "cuBLAS per-tensor loop us | TFLOPS | x | torch grouped row-wise us | x |", "|" + "---|" * 14]
     for r in rows:
+        if r.get("torch_grouped_us"):
+            torch_cells = f"{r['torch_grouped_us']:.1f} | {r['torch_grouped_speedup']:.2f}"
+        else:
+            torch_cells = "n/a | n/a"
         lines.append(
             f"| {r['kind']} | {r['groups']} | {r['m']} | {r['n']} | {r['k']} | {r['us']:.1f} | "
             f"{r['tflops']:.0f} | {r['gbps']:.0f} | {r['calc_diff']:.1e} | {r['cublas_loop_us']:.1f} | "
-            f"{r['cublas_loop_tflops']:.0f} | {r['speedup']:.2f} |"
+            f"{r['cublas_loop_tflops']:.0f} | {r['speedup']:.2f} | {torch_cells} |"
         )
     return "\n".join(lines)
 

@@ -4,6 +4,8 @@
   through ``torch.nn.functional.scaled_mm``; ``None`` when the installed torch lacks it.
 - ``cublas_per_tensor``: cuBLAS FP8 with one scale per tensor (a simpler problem), ``torch._scaled_mm``.
 - ``torch_bf16``: ``torch.matmul`` in bf16.
+- ``torch_grouped_rowwise``: torch's grouped FP8 GEMM (``torch._scaled_grouped_mm``, one scale per
+  row of A and per row of B: coarser than ours) for the MoE suites; ``None`` when absent or refused.
 
 Never use these as a correctness reference: cuBLAS's blockwise path is silently wrong on some shapes
 (see docs/notes.md); every peer result is itself checked against our fp32 reference.
@@ -49,3 +51,29 @@ def cublas_per_tensor(a, scale_a, b, scale_b):
 
 def torch_bf16(x, y):
     return lambda: torch.matmul(x, y.t())
+
+
+def rowwise_cast(x):
+    """``x`` (``[..., rows, k]``) as fp8 with one fp32 scale per row: ``(x_fp8, scale [..., rows])``."""
+    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=1e-4) / 448.0
+    return (x.float() / scale).to(torch.float8_e4m3fn), scale.squeeze(-1).contiguous()
+
+
+def torch_grouped_rowwise(a, scale_a, b, scale_b, offs=None):
+    """A callable for torch's grouped FP8 GEMM, or None if the installed torch lacks or refuses it.
+
+    ``a``: ``[M_sum, K]`` with ``offs`` (int32 ``[G]`` cumulative row ends), or ``[G, M, K]``;
+    ``b``: ``[G, N, K]``; scales from :func:`rowwise_cast`.
+    """
+    grouped_mm = getattr(torch, "_scaled_grouped_mm", None)
+    if grouped_mm is None:
+        return None
+
+    def run():
+        return grouped_mm(a, b.transpose(-2, -1), scale_a, scale_b, offs=offs, out_dtype=torch.bfloat16)
+
+    try:
+        run()
+    except Exception:  # not built for this GPU, or a layout it does not take
+        return None
+    return run
