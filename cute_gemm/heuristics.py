@@ -10,12 +10,15 @@ loads and the B-scale split dispatch, counted in K blocks). The efficiencies and
 (docs/notes.md; ``tools/sweep.py``): at large K, 128x160, 256x128 and 256x112 tiles run fastest
 per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of narrow tiles wins.
 Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
-(2-CTA multicast measured within noise on these shapes).
+(2-CTA multicast measured within noise on these shapes). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
+:func:`explain`'s table to stderr the first time a shape is seen.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig
@@ -115,7 +118,10 @@ def candidates(m: int, n: int, k: int, num_sms: int, block_m: int | None = None)
 def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     best = candidates(m, n, k, num_sms)[0]
-    return GemmConfig(best.block_m, best.block_n, choose_stages(best.block_m, best.block_n, k))
+    config = GemmConfig(best.block_m, best.block_n, choose_stages(best.block_m, best.block_n, k))
+    if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
+        print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
+    return config
 
 
 @functools.lru_cache(maxsize=4096)
@@ -135,8 +141,11 @@ def choose_grouped_config(
 
 def explain(m: int, n: int, k: int, num_sms: int) -> str:
     """A short text saying which configuration is chosen for the shape and why."""
+    return _explanation(m, n, k, num_sms, choose_config(m, n, k, num_sms))
+
+
+def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
     ranked = candidates(m, n, k, num_sms)
-    config = choose_config(m, n, k, num_sms)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
         "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "

@@ -272,3 +272,16 @@ def test_explain_names_the_choice(m, n, k):
     chosen_lines = [line for line in text.splitlines() if line.endswith("<- chosen")]
     assert len(chosen_lines) == 1
     assert chosen_lines[0].split()[0] == f"{config.block_m}x{config.block_n}"
+
+
+def test_print_configs_env_prints_the_explanation_once(monkeypatch, capsys):
+    monkeypatch.setenv("CUTE_GEMM_PRINT_CONFIGS", "1")
+    heuristics.choose_config.cache_clear()
+    try:
+        first = heuristics.choose_config(4096, 7168, 16384, 132)
+        heuristics.choose_config(4096, 7168, 16384, 132)
+    finally:
+        heuristics.choose_config.cache_clear()
+    err = capsys.readouterr().err
+    assert err.count("m=4096 n=7168 k=16384") == 1 and "<- chosen" in err
+    assert f"BLOCK_N={first.block_n}" in err
