@@ -18,6 +18,7 @@ import datetime
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -134,6 +135,56 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
     return row
 
 
+def bench_host_time(m: int = 64, n: int = 7168, k: int = 7168, calls: int = 200, rounds: int = 15):
+    """Host time of one warm eager ``fp8_gemm_nt`` call next to ``x.add_(1)``, in the same process.
+
+    Median over ``rounds`` of the wall time of ``calls`` back-to-back launches (no sync inside a
+    round; the kernels are shorter than the host work, so the launch queue never fills). Also
+    checks that the call captures in a CUDA graph and replays to the same result.
+    """
+    import time
+
+    import torch
+
+    import cute_gemm
+    from cute_gemm.testing import make_fp8_gemm_problem
+
+    p = make_fp8_gemm_problem(m, n, k)
+    x = torch.zeros(16, device="cuda")
+    gemm = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)  # noqa: E731
+    add = lambda: x.add_(1)  # noqa: E731
+
+    def per_call_us(fn):
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples.append((time.perf_counter() - start) / calls * 1e6)
+            torch.cuda.synchronize()
+        return statistics.median(samples)
+
+    gemm_us, add_us = per_call_us(gemm), per_call_us(add)
+    eager = p.d.clone()
+    graph = torch.cuda.CUDAGraph()
+    p.d.zero_()
+    with torch.cuda.graph(graph):
+        gemm()
+    graph.replay()
+    torch.cuda.synchronize()
+    return {"m": m, "n": n, "k": k, "fp8_gemm_nt_us": gemm_us, "add_us": add_us,
+            "ratio": gemm_us / add_us, "cuda_graph_replay_matches": bool(torch.equal(eager, p.d))}
+
+
+def format_host_time(h) -> str:
+    return (f"host time of a warm eager call ({h['m']}x{h['n']}x{h['k']}): fp8_gemm_nt {h['fp8_gemm_nt_us']:.1f} us, "
+            f"x.add_(1) {h['add_us']:.1f} us, ratio {h['ratio']:.2f}; CUDA-graph replay matches eager: "
+            f"{h['cuda_graph_replay_matches']}")
+
+
 def format_grouped_table(rows) -> str:
     lines = ["| kind | G | M per expert | N | K | cute-gemm us | TFLOPS | GB/s | diff | "
              "cuBLAS per-tensor loop us | TFLOPS | x | torch grouped row-wise us | x |", "|" + "---|" * 14]
@@ -236,6 +287,7 @@ def main(argv=None):
     parser.add_argument("--png", help="write a TFLOPS bar chart here")
     parser.add_argument("--plot", help="read results from this JSON instead of running (no GPU needed)")
     parser.add_argument("--grouped", action="store_true", help="also run the MoE grouped suites")
+    parser.add_argument("--no-host-time", action="store_true", help="skip the host-overhead measurement")
     args = parser.parse_args(argv)
 
     if args.plot:
@@ -245,6 +297,9 @@ def main(argv=None):
         if saved.get("grouped"):
             print()
             print(format_grouped_table(saved["grouped"]))
+        if saved.get("host"):
+            print()
+            print(format_host_time(saved["host"]))
         if args.png:
             plot(saved["results"], args.png)
         return 0
@@ -273,15 +328,19 @@ def main(argv=None):
             _progress(i, len(suite), " ".join(map(str, shape)))
             grouped.append(bench_grouped(*shape, iters=args.iters))
         _progress(len(suite), len(suite), "done")
+    host = None if args.no_host_time else bench_host_time()
     env = environment()
     print(f"{env.get('gpu')} driver {env.get('driver')} torch {env['torch']} commit {env['commit']} {env['date']}")
     print(format_table(results))
     if grouped:
         print()
         print(format_grouped_table(grouped))
+    if host:
+        print()
+        print(format_host_time(host))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "results": results, "grouped": grouped}, f, indent=1)
+            json.dump({"environment": env, "results": results, "grouped": grouped, "host": host}, f, indent=1)
     if args.png:
         plot(results, args.png)
     return 0

@@ -33,3 +33,9 @@ def test_grouped_peer_absent_on_the_cpu():
     assert a.dtype == torch.float8_e4m3fn and sa.shape == (256,) and sb.shape == (2, 128)
     offs = torch.tensor([128, 256], dtype=torch.int32)
     assert peers.torch_grouped_rowwise(a, sa, b, sb, offs) is None  # refuses CPU tensors: no peer
+
+
+def test_host_time_line():
+    line = bench.format_host_time({"m": 64, "n": 7168, "k": 7168, "fp8_gemm_nt_us": 10.5, "add_us": 7.5,
+                                   "ratio": 1.4, "cuda_graph_replay_matches": True})
+    assert "fp8_gemm_nt 10.5 us" in line and "ratio 1.40" in line and "matches eager: True" in line
