@@ -73,8 +73,17 @@ def main(argv=None) -> int:
         return 0
     from cute_gemm import heuristics
     from cute_gemm.device import get_num_sms
+    from cute_gemm.waves import render_waves
 
-    print(heuristics.explain(args.m, args.n, args.k, get_num_sms()))
+    num_sms = get_num_sms()
+    print(heuristics.explain(args.m, args.n, args.k, num_sms))
+    config = heuristics.choose_config(args.m, args.n, args.k, num_sms)
+    print()
+    print(render_waves(
+        args.m, args.n, config.block_m, config.block_n, num_sms,
+        cluster=(config.cluster_m, config.cluster_n), group=config.raster_group,
+        along_m=config.raster_along_m,
+    ))
     return 0
 
 
