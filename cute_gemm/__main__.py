@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cute_gemm")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run (GPU) or compile (no GPU) one DeepSeek-V3 GEMM")
-    p_explain = sub.add_parser("explain", help="the configuration chosen for a shape, and why")
+    p_explain = sub.add_parser(
+        "explain", help="the configuration chosen for a shape, why, and its tiles and waves on the SMs")
     for p in (p_demo, p_explain):
         p.add_argument("--m", type=int, default=4096)
         p.add_argument("--n", type=int, default=7168)

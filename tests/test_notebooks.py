@@ -4,7 +4,8 @@ Each ``examples/*.ipynb`` is copied to a temporary directory and executed there 
 a kernel running this very interpreter (so it sees the same installed packages as pytest), with the
 repository root as the working directory (the notebooks import ``cute_gemm``, ``layouts`` and
 ``schedulers`` from it). Any cell error fails the test with the cell's traceback; the committed
-files are never modified. Regenerate the committed outputs with ``python tools/make_notebooks.py``.
+files are never modified. Cells that need a GPU (timings in 02 and 04) detect its absence and say
+so, so the whole notebooks run here. Regenerate the committed outputs with ``python tools/make_notebooks.py``.
 """
 
 import shutil
@@ -43,7 +44,9 @@ class _ThisInterpreter(KernelSpecManager):
 
 
 def test_there_are_notebooks():
-    assert NOTEBOOKS, "examples/*.ipynb not found"
+    names = {p.name for p in NOTEBOOKS}
+    expected = {"01_layouts.ipynb", "02_tile_changes.ipynb", "03_scheduler.ipynb", "04_moe.ipynb"}
+    assert expected <= names, f"missing: {sorted(expected - names)}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
