@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-_num_sms_override: int | None = None
+_num_sms_override: int | None = None  # api.fp8_gemm_nt reads it directly (in its fast key)
 
 
 @functools.lru_cache(maxsize=None)
