@@ -59,16 +59,20 @@ def shared_memory_bytes(block_m: int, block_n: int, stages: int) -> int:
     return stages * _stage_bytes(block_m, block_n) + buffers * _piece_bytes(block_m, block_n) + BARRIER_BYTES
 
 
+def _stages_beside(block_m: int, block_n: int, pieces: int) -> int:
+    """Most pipeline stages that fit in 227 KB of shared memory beside ``pieces`` epilogue pieces."""
+    fixed = BARRIER_BYTES + pieces * _piece_bytes(block_m, block_n)
+    return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
+
+
 def whole_tile_epilogue_stages(block_m: int, block_n: int) -> int:
     """Most pipeline stages that leave room to stage every epilogue piece of the tile at once."""
-    fixed = BARRIER_BYTES + epilogue_pieces(block_m, block_n) * _piece_bytes(block_m, block_n)
-    return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
+    return _stages_beside(block_m, block_n, epilogue_pieces(block_m, block_n))
 
 
 def max_stages(block_m: int, block_n: int) -> int:
-    """Most pipeline stages that fit in 227 KB of shared memory beside two epilogue pieces."""
-    fixed = BARRIER_BYTES + MIN_EPILOGUE_BUFFERS * _piece_bytes(block_m, block_n)
-    return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
+    """Most pipeline stages that fit beside two epilogue pieces (a ring)."""
+    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS)
 
 
 class Fp8GemmSm90:
