@@ -3,6 +3,8 @@
 Public API::
 
     fp8_gemm_nt((a, sfa), (b, sfb), d)      # d[m, n] bf16 = (a * sfa) @ (b * sfb)^T
+    fp8_gemm_nt((a, sfa), (b, sfb), d, c=d)  # training: d fp32 += ..., sfb 128x128 or 1x128
+    k_grouped_fp8_gemm_nt_contiguous((a, sfa), (b, sfb), d, ks, c)    # MoE wgrad, experts along K
     m_grouped_fp8_gemm_nt_contiguous((a, sfa), (b, sfb), d, m_indices)     # MoE, experts along M
     m_grouped_fp8_gemm_nt_masked((a, sfa), (b, sfb), d, masked_m, expected_m)  # MoE decoding
     per_token_cast_to_fp8, per_block_cast_to_fp8, get_mn_major_tma_aligned_tensor, calc_diff
@@ -11,6 +13,7 @@ Public API::
 
 from cute_gemm.api import (
     fp8_gemm_nt,
+    k_grouped_fp8_gemm_nt_contiguous,
     m_grouped_fp8_gemm_nt_contiguous,
     m_grouped_fp8_gemm_nt_masked,
 )
@@ -25,6 +28,7 @@ from cute_gemm.quant import (
 
 __all__ = [
     "fp8_gemm_nt",
+    "k_grouped_fp8_gemm_nt_contiguous",
     "m_grouped_fp8_gemm_nt_contiguous",
     "m_grouped_fp8_gemm_nt_masked",
     "per_token_cast_to_fp8",

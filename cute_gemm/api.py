@@ -96,24 +96,36 @@ def fp8_gemm_nt(
     a: tuple[torch.Tensor, torch.Tensor],
     b: tuple[torch.Tensor, torch.Tensor],
     d: torch.Tensor,
+    c: torch.Tensor | None = None,
     config: jit.GemmConfig | None = None,
 ) -> torch.Tensor:
-    """``d = (a * sfa) @ (b * sfb)^T`` in bf16, with fine-grained FP8 scaling. Writes ``d`` and returns it.
+    """``d = [c +] (a * sfa) @ (b * sfb)^T`` with fine-grained FP8 scaling. Writes ``d`` and returns it.
 
     :param a: ``(a, sfa)``: ``a [m, k]`` float8_e4m3fn (K-major) and ``sfa [m, ceil(k/128)]``
         float32, one scale per row per 128-wide K block (see :func:`per_token_cast_to_fp8`). ``sfa``
         is best passed M-major and TMA-aligned (:func:`get_mn_major_tma_aligned_tensor`); any
         other float32 ``[m, ceil(k/128)]`` tensor is converted first, at the cost of one copy.
-    :param b: ``(b, sfb)``: ``b [n, k]`` float8_e4m3fn (K-major) and ``sfb [ceil(n/128),
-        ceil(k/128)]`` float32, one scale per 128x128 block (see :func:`per_block_cast_to_fp8`).
-    :param d: output ``[m, n]`` bfloat16 (N-major), must not overlap any input.
+    :param b: ``(b, sfb)``: ``b [n, k]`` float8_e4m3fn (K-major) and either ``sfb [ceil(n/128),
+        ceil(k/128)]`` float32, one scale per 128x128 block (inference weights, see
+        :func:`per_block_cast_to_fp8`), or ``sfb [n, ceil(k/128)]``, one scale per row per 128 K
+        (1x128, the training recipe for weight gradients: :func:`per_token_cast_to_fp8` of b),
+        best N-major and TMA-aligned like ``sfa`` (else converted, one copy).
+    :param d: output ``[m, n]`` bfloat16 or float32 (N-major), must not overlap any input.
+    :param c: optional float32 ``[m, n]`` to add the product to (``d`` must then be float32):
+        ``d = c + a @ b^T``. ``c`` may be ``d`` itself (in-place accumulation, one kernel: the tile
+        is added to ``d`` by TMA reduce-add); any other ``c`` is first copied into ``d`` (one
+        device copy) and must not overlap ``d``.
     :param config: a :class:`cute_gemm.jit.GemmConfig` to force; by default the heuristic chooses.
+        Its ``b_scale_rows``, ``out_dtype`` and ``accumulate`` must match the call.
 
     Shape rule: any ``m >= 0`` (``m = 0`` returns at once), ``n`` a multiple of 8 and ``k`` a multiple
     of 16 (TMA moves 16-byte rows), ``k`` not necessarily a multiple of 128: the tail block is
     zero-filled. Rows of ``a``, ``b`` and ``d`` may be strided (row stride a multiple of 16 bytes).
     All tensors on the same CUDA device. Violations raise ``TypeError``/``ValueError`` before launch.
+    Every output element is written once (no split-K): results are bit-identical run to run.
     """
+    if c is not None:
+        return _fp8_gemm_nt_checked(a, b, d, c, config)
     # The fast path, for a warm layout: the launcher prepared for these shapes of a and b, then
     # its layout (everything else the checks of _plan_dense depend on: pair types, tensor types,
     # strides, dtypes, devices, the other shapes, config, SM override) compared with this call's,
@@ -143,7 +155,7 @@ def fp8_gemm_nt(
         pa, psa, pb, psb = x.data_ptr(), sx.data_ptr(), y.data_ptr(), sy.data_ptr()
         pd = d.data_ptr()
     except Exception:
-        return _fp8_gemm_nt_checked(a, b, d, config)
+        return _fp8_gemm_nt_checked(a, b, d, None, config)
     end_d = pd + span_d
     if (
         (pa | psa | pb | pd) & 15
@@ -152,19 +164,21 @@ def fp8_gemm_nt(
         or (pb < end_d and pd < pb + span_b)
         or (psb < end_d and pd < psb + span_sfb)
     ):
-        return _fp8_gemm_nt_checked(a, b, d, config)
+        return _fp8_gemm_nt_checked(a, b, d, None, config)
     fn(x, y, d, sx, sy, num_sms)
     return d
 
 
-def _fp8_gemm_nt_checked(a, b, d, config):
+def _fp8_gemm_nt_checked(a, b, d, c, config):
     """:func:`fp8_gemm_nt` with every check spelled out: the plan of the layout (created and
     cached on first sight, all layout checks), then the pointer checks, then the launch. A launch
-    with an sfa that needs no conversion registers the plan's launcher for the fast path."""
-    key = _layout_key((a, b, d), config)
+    without ``c`` whose scales need no conversion registers the plan's launcher for the fast path."""
+    if c is not None and isinstance(d, torch.Tensor):
+        _check_accumulator(c, d)
+    key = _layout_key((a, b, d), config, c is not None)
     plan = _dense_plans.get(key)
     if plan is None:
-        plan = _plan_dense(a, b, d, config)
+        plan = _plan_dense(a, b, d, c is not None, config)
         if key is not None:
             if len(_dense_plans) >= _MAX_PLANS:
                 _dense_plans.clear()
@@ -173,13 +187,48 @@ def _fp8_gemm_nt_checked(a, b, d, config):
     (a, sfa), (b, sfb) = pairs
     _check_pointers(plan, {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     if plan.fn is None:
-        return d.zero_() if plan.zero_fill else d
-    if not is_tma_aligned_sfa(sfa):
-        sfa = get_mn_major_tma_aligned_tensor(sfa)  # one copy
-    elif key is not None:
+        if plan.zero_fill:
+            _fill_without_product(d, c)
+        return d
+    aligned = is_tma_aligned_sfa(sfa) and (not plan.sfb_per_row or is_tma_aligned_sfa(sfb))
+    if not aligned:
+        sfa = get_mn_major_tma_aligned_tensor(sfa)  # one copy each
+        if plan.sfb_per_row:
+            sfb = get_mn_major_tma_aligned_tensor(sfb)
+    elif key is not None and c is None:
         _register_launcher(_launch_key(*pairs, d, config), plan)
+    if c is not None and not _same_view(c, d):
+        d.copy_(c)
     plan.fn(a, b, d, sfa, sfb, plan.num_sms)
     return d
+
+
+def _same_view(x: torch.Tensor, y: torch.Tensor) -> bool:
+    return x.data_ptr() == y.data_ptr() and x.shape == y.shape and x.stride() == y.stride()
+
+
+def _check_accumulator(c: torch.Tensor, d: torch.Tensor):
+    """``c`` is a float32 tensor shaped like ``d`` on its device, and is ``d`` itself or a tensor
+    apart from it (it is copied into ``d`` first)."""
+    _check_tensor("c", c, torch.float32, d.dim())
+    _check_shape("c", c, d.shape)
+    if c.device != d.device:
+        raise ValueError(f"c is on {c.device} but d is on {d.device}")
+    if _same_view(c, d):
+        return
+    if c.numel() and d.numel():
+        c_lo, c_hi = _byte_span(c)
+        d_lo, d_hi = _byte_span(d)
+        if c_lo < d_hi and d_lo < c_hi:
+            raise ValueError("c must be d itself or not overlap d in memory")
+
+
+def _fill_without_product(d: torch.Tensor, c: torch.Tensor | None):
+    """The result of an empty reduction (k = 0): ``c``, or zeros."""
+    if c is None:
+        d.zero_()
+    elif not _same_view(c, d):
+        d.copy_(c)
 
 
 class _Plan(NamedTuple):
@@ -187,8 +236,9 @@ class _Plan(NamedTuple):
 
     fn: object  # the compiled kernel, or None when there is nothing to compute
     num_sms: int
-    zero_fill: bool  # k == 0: d is all zeros
+    zero_fill: bool  # k == 0: d is all zeros (or c)
     spans: dict  # name -> bytes from data_ptr a tensor can touch (for the overlap check)
+    sfb_per_row: bool = False  # sfb is [n, ceil(k/128)] (1x128), loaded by TMA like sfa
 
 
 _dense_plans: dict = {}  # _layout_key -> _Plan, every layout seen (checked path)
@@ -199,7 +249,7 @@ _recent_launchers: dict = {}
 _MAX_PLANS = 4096
 
 
-def _layout_key(args, config):
+def _layout_key(args, config, accumulate=False):
     """Everything a plan depends on except the data pointers; None if the arguments are malformed."""
     try:
         (a, sfa), (b, sfb), d = args
@@ -208,6 +258,7 @@ def _layout_key(args, config):
             type(args[1]),
             tuple((type(t), t.shape, t.stride(), t.dtype, t.device) for t in (a, sfa, b, sfb, d)),
             config,
+            accumulate,
             device.num_sms_override(),
         )
     except (TypeError, ValueError, AttributeError):
@@ -258,12 +309,33 @@ def _check_pointers(plan: _Plan, tensors: dict):
                 raise ValueError(f"d must not overlap {name} in memory")
 
 
-def _plan_dense(a, b, d, config) -> _Plan:
+_OUT_DTYPES = {torch.bfloat16: "bf16", torch.float32: "fp32"}
+
+
+def _check_output(name, d, rank):
+    """``d`` is a bfloat16 or float32 tensor of ``rank``; returns its GemmConfig out_dtype."""
+    if not isinstance(d, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(d).__name__}")
+    if d.dtype not in _OUT_DTYPES:
+        raise TypeError(f"{name} must have dtype torch.bfloat16 or torch.float32, got {d.dtype}")
+    _check_tensor(name, d, d.dtype, rank)
+    return _OUT_DTYPES[d.dtype]
+
+
+def _check_variant(config, variant: heuristics.Variant):
+    """A forced config must build the kernel the call needs."""
+    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate)
+    if have != variant:
+        raise ValueError(f"config must have (b_scale_rows, out_dtype, accumulate) = {tuple(variant)} "
+                         f"for these arguments, got {tuple(have)}")
+
+
+def _plan_dense(a, b, d, accumulate, config) -> _Plan:
     """Every check of :func:`fp8_gemm_nt` that depends on the layout only, and the kernel to run."""
     (a, sfa), (b, sfb) = _unpack_pairs(a, b)
     _check_tensor("a", a, torch.float8_e4m3fn, 2)
     _check_tensor("b", b, torch.float8_e4m3fn, 2)
-    _check_tensor("d", d, torch.bfloat16, 2)
+    out_dtype = _check_output("d", d, 2)
     _check_tensor("sfa", sfa, torch.float32, 2)
     _check_tensor("sfb", sfb, torch.float32, 2)
     m, k = a.shape
@@ -272,22 +344,31 @@ def _plan_dense(a, b, d, config) -> _Plan:
         raise ValueError(f"b must be [n, k] with k={k} as in a, got {list(b.shape)}")
     _check_shape("d", d, (m, n))
     _check_nk(n, k)
-    _check_shape("sfa", sfa, (m, ceil_div(k, SCALE_BLOCK)))
-    _check_shape("sfb", sfb, (ceil_div(n, SCALE_BLOCK), ceil_div(k, SCALE_BLOCK)))
+    kb = ceil_div(k, SCALE_BLOCK)
+    _check_shape("sfa", sfa, (m, kb))
+    sfb_per_row = tuple(sfb.shape) == (n, kb) and n != ceil_div(n, SCALE_BLOCK)
+    if not sfb_per_row:
+        if tuple(sfb.shape) != (ceil_div(n, SCALE_BLOCK), kb):
+            raise ValueError(f"sfb must have shape [ceil(n/128), ceil(k/128)] = {[ceil_div(n, SCALE_BLOCK), kb]} "
+                             f"(128x128 blocks) or [n, ceil(k/128)] = {[n, kb]} (1x128), got {list(sfb.shape)}")
+        if sfb.shape[1] > 1 and sfb.stride(1) != 1:
+            raise ValueError(f"sfb must have unit stride along its last dim, got strides {sfb.stride()}")
     _check_rows("a", a, 16)
     _check_rows("b", b, 16)
-    _check_rows("d", d, 8)
-    if sfb.shape[1] > 1 and sfb.stride(1) != 1:
-        raise ValueError(f"sfb must have unit stride along its last dim, got strides {sfb.stride()}")
+    _check_rows("d", d, 16 // d.element_size())
+    if accumulate and out_dtype != "fp32":
+        raise TypeError(f"d must have dtype torch.float32 when c is given, got {d.dtype}")
     _check_same_device({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     _check_no_alias("d", d, {"a": a, "b": b, "sfa": sfa, "sfb": sfb})
     spans = {name: _byte_extent(t) for name, t in {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb}.items()}
     num_sms = device.get_num_sms(d.device.index)
     if m == 0 or n == 0 or k == 0:
-        return _Plan(None, num_sms, m > 0 and n > 0 and k == 0, spans)
+        return _Plan(None, num_sms, m > 0 and n > 0 and k == 0, spans, sfb_per_row)
+    variant = heuristics.Variant(1 if sfb_per_row else 128, out_dtype, accumulate)
     if config is None:
-        config = heuristics.choose_config(m, n, k, num_sms)
-    return _Plan(jit.get_fp8_gemm(config), num_sms, False, spans)
+        config = heuristics.choose_config(m, n, k, num_sms, variant)
+    _check_variant(config, variant)
+    return _Plan(jit.get_fp8_gemm(config), num_sms, False, spans, sfb_per_row)
 
 
 def _check_grouped_b(b, sfb, k):
@@ -420,3 +501,99 @@ def m_grouped_fp8_gemm_nt_masked(
 def _check_kind(config, kind):
     if config.kind != kind:
         raise ValueError(f"config must have kind={kind.name}, got {config.kind.name}")
+
+
+def k_grouped_fp8_gemm_nt_contiguous(
+    a: tuple[torch.Tensor, torch.Tensor],
+    b: tuple[torch.Tensor, torch.Tensor],
+    d: torch.Tensor,
+    ks,
+    c: torch.Tensor | None = None,
+    config: jit.GemmConfig | None = None,
+) -> torch.Tensor:
+    """MoE weight gradients, experts stacked along K: ``d[g] = [c[g] +] a_g @ b_g^T`` (scaled), one launch.
+
+    Expert ``g`` owns columns ``[sum(ks[:g]), sum(ks[:g+1]))`` of ``a`` and ``b`` (its tokens).
+
+    :param a: ``(a, sfa)``: ``a [m, K_sum]`` float8_e4m3fn (K-major) and ``sfa [m, K_sum/128]``
+        float32, one scale per row per 128 K (1x128; best M-major and TMA-aligned, else converted).
+    :param b: ``(b, sfb)``: ``b [n, K_sum]`` float8_e4m3fn and ``sfb [n, K_sum/128]`` float32 (1x128,
+        the same layout as ``sfa``).
+    :param d: output ``[G, m, n]`` float32 (N-major).
+    :param ks: the tokens of each expert, ``G`` values, each a multiple of 128 (0 allowed), summing
+        to ``K_sum``: a list of ints (checked here; copied to the device, which a CUDA graph cannot
+        capture) or an int32 ``[G]`` tensor on ``d``'s device (not read by the host: the caller
+        guarantees the rule; capturable).
+    :param c: optional float32 ``[G, m, n]`` to accumulate into: ``c`` may be ``d`` itself (one
+        kernel, TMA reduce-add; experts with no tokens then leave ``d[g]`` as is); any other ``c``
+        is copied into ``d`` first. Without ``c``, an expert with no tokens gets zeros.
+    :param config: a ``GemmConfig`` of kind ``K_GROUPED`` to force.
+
+    Shape rule: ``m`` any, ``n`` a multiple of 8, ``K_sum`` a multiple of 128. Returns ``d``.
+    """
+    (a, sfa), (b, sfb) = _unpack_pairs(a, b)
+    _check_tensor("a", a, torch.float8_e4m3fn, 2)
+    _check_tensor("b", b, torch.float8_e4m3fn, 2)
+    _check_tensor("sfa", sfa, torch.float32, 2)
+    _check_tensor("sfb", sfb, torch.float32, 2)
+    _check_tensor("d", d, torch.float32, 3)
+    m, k_sum = a.shape
+    n = b.shape[0]
+    if b.shape[1] != k_sum:
+        raise ValueError(f"b must be [n, K_sum] with K_sum={k_sum} as in a, got {list(b.shape)}")
+    if k_sum % SCALE_BLOCK:
+        raise ValueError(f"K_sum (a.shape[1]) must be a multiple of 128, got {k_sum}")
+    _check_nk(n, k_sum)
+    num_groups = d.shape[0]
+    _check_shape("d", d, (num_groups, m, n))
+    _check_shape("sfa", sfa, (m, k_sum // SCALE_BLOCK))
+    _check_shape("sfb", sfb, (n, k_sum // SCALE_BLOCK))
+    _check_rows("a", a, 16)
+    _check_rows("b", b, 16)
+    _check_rows("d", d, 4)
+    ks_tensor = _check_ks(ks, num_groups, k_sum, d.device)
+    if c is not None:
+        _check_accumulator(c, d)
+    tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb}
+    if isinstance(ks, torch.Tensor):
+        tensors["ks"] = ks
+    _check_same_device(tensors)
+    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    if num_groups == 0 or m == 0 or n == 0:
+        return d
+    if k_sum == 0:
+        _fill_without_product(d, c)
+        return d
+    num_sms = device.get_num_sms(d.device.index)
+    accumulate = c is not None
+    if config is None:
+        config = heuristics.choose_k_grouped_config(
+            m, n, max(k_sum // num_groups, SCALE_BLOCK), num_groups, num_sms, accumulate
+        )
+    _check_kind(config, GemmKind.K_GROUPED)
+    _check_variant(config, heuristics.Variant(1, "fp32", accumulate))
+    sfa, sfb = get_mn_major_tma_aligned_tensor(sfa), get_mn_major_tma_aligned_tensor(sfb)
+    if c is not None and not _same_view(c, d):
+        d.copy_(c)
+    jit.get_fp8_gemm(config)(a, b, _experts_last(d), sfa, sfb, ks_tensor(), num_sms)
+    return d
+
+
+def _check_ks(ks, num_groups: int, k_sum: int, dev: torch.device):
+    """Check ``ks`` and return a function giving it as an int32 device tensor (made only at launch)."""
+    if isinstance(ks, torch.Tensor):
+        _check_tensor("ks", ks, torch.int32, 1)
+        _check_shape("ks", ks, (num_groups,))
+        if ks.numel() > 1 and ks.stride(0) != 1:
+            raise ValueError("ks must be contiguous")
+        return lambda: ks
+    if not isinstance(ks, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in ks):
+        raise TypeError("ks must be a list of ints or an int32 tensor")
+    if len(ks) != num_groups:
+        raise ValueError(f"ks must have G={num_groups} entries (d.shape[0]), got {len(ks)}")
+    for g, x in enumerate(ks):
+        if x < 0 or x % SCALE_BLOCK:
+            raise ValueError(f"ks[{g}] must be a non-negative multiple of 128, got {x}")
+    if sum(ks) != k_sum:
+        raise ValueError(f"ks must sum to K_sum={k_sum} (a.shape[1]), got {sum(ks)}")
+    return lambda: torch.tensor(ks, dtype=torch.int32, device=dev)

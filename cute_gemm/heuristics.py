@@ -12,6 +12,10 @@ per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of
 Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
 (2-CTA multicast measured within noise on these shapes). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
 :func:`explain`'s table to stderr the first time a shape is seen.
+
+The training variants (per-row B scales, fp32 output, accumulation; :class:`Variant`) use the same
+model over the tiles legal for them (per-row B scales: BLOCK_M <= 128, BLOCK_N <= 160) and the
+stages that fit their larger stages and epilogue pieces.
 """
 
 from __future__ import annotations
@@ -21,10 +25,23 @@ import os
 import sys
 from dataclasses import dataclass
 
+from typing import NamedTuple
+
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
-from layouts.tiles import BLOCK_K, scale_split_is_static
+from layouts.tiles import BLOCK_K, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
+
+
+class Variant(NamedTuple):
+    """The output and scaling options of a GEMM (the GemmConfig fields of the same names)."""
+
+    b_scale_rows: int = 128
+    out_dtype: str = "bf16"
+    accumulate: bool = False
+
+
+INFERENCE = Variant()
 
 _NARROW = {32: 0.70, 64: 0.75}
 EFFICIENCY = {
@@ -56,13 +73,15 @@ def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
 
 
-def choose_stages(block_m: int, block_n: int, k: int) -> int:
+def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFERENCE) -> int:
     """Pipeline stages: the most that leave shared memory for a whole-tile epilogue (every piece
     staged, then stored: measured 2-10% faster than a ring of 2-3 pieces, most at short K), unless
     that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
     fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3).
     """
-    whole, most = whole_tile_epilogue_stages(block_m, block_n), max_stages(block_m, block_n)
+    smem_variant = (variant.b_scale_rows, variant.out_dtype)
+    whole = whole_tile_epilogue_stages(block_m, block_n, *smem_variant)
+    most = max_stages(block_m, block_n, *smem_variant)
     if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, BLOCK_K) <= LONG_K_BLOCKS)):
         return min(whole, most)
     return most
@@ -101,27 +120,58 @@ class TileChoice:
         return (round(self.cost, 3), -self.block_n, -self.block_m)
 
 
-def candidates(m: int, n: int, k: int, num_sms: int, block_m: int | None = None) -> list[TileChoice]:
-    """Every candidate tile for an ``m x n x k`` problem with its wave count, best first."""
+def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
+    try:
+        check_tile(block_m, block_n, variant.b_scale_rows)
+    except ValueError:
+        return False
+    return True
+
+
+def candidates(
+    m: int, n: int, k: int, num_sms: int, block_m: int | None = None,
+    variant: Variant = INFERENCE, num_groups: int = 1,
+) -> list[TileChoice]:
+    """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best first."""
     out = []
     num_k_blocks = ceil_div(k, BLOCK_K)
-    for bm in (block_m,) if block_m else block_m_candidates(m):
+    block_ms = (block_m,) if block_m else block_m_candidates(m)
+    if variant.b_scale_rows == 1:  # no 256-row tiles: fall back to 128
+        block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
+    for bm in block_ms:
         for block_n in EFFICIENCY[bm]:
-            num_tiles = ceil_div(m, bm) * ceil_div(n, block_n)
+            if not _legal(bm, block_n, variant):
+                continue
+            num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             waves = ceil_div(num_tiles, num_sms)
             out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                   num_tiles - (waves - 1) * num_sms))
     return sorted(out, key=TileChoice.key)
 
 
+def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:
+    stages = choose_stages(best.block_m, best.block_n, k, variant)
+    return GemmConfig(best.block_m, best.block_n, stages, **fields, **variant._asdict())
+
+
 @functools.lru_cache(maxsize=4096)
-def choose_config(m: int, n: int, k: int, num_sms: int) -> GemmConfig:
+def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
-    best = candidates(m, n, k, num_sms)[0]
-    config = GemmConfig(best.block_m, best.block_n, choose_stages(best.block_m, best.block_n, k))
+    config = _config(candidates(m, n, k, num_sms, variant=variant)[0], k, variant)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config
+
+
+@functools.lru_cache(maxsize=4096)
+def choose_k_grouped_config(
+    m: int, n: int, k_per_group: int, num_groups: int, num_sms: int, accumulate: bool
+) -> GemmConfig:
+    """Configuration of the k-grouped GEMM: every expert's ``m x n`` tiles, each of
+    ``k_per_group`` (the mean) deep, under the dense model; per-row B scales, fp32 out."""
+    variant = Variant(1, "fp32", accumulate)
+    best = candidates(m, n, k_per_group, num_sms, variant=variant, num_groups=num_groups)[0]
+    return _config(best, k_per_group, variant, kind=GemmKind.K_GROUPED)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -135,17 +185,17 @@ def choose_grouped_config(
     """
     block_m = 64 if rows_per_group <= 64 else 128
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
-    best = candidates(rows, n, k, num_sms, block_m)[0]
-    return GemmConfig(block_m, best.block_n, choose_stages(block_m, best.block_n, k), kind=kind)
+    return _config(candidates(rows, n, k, num_sms, block_m)[0], k, INFERENCE, kind=kind)
 
 
-def explain(m: int, n: int, k: int, num_sms: int) -> str:
+def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> str:
     """A short text saying which configuration is chosen for the shape and why."""
-    return _explanation(m, n, k, num_sms, choose_config(m, n, k, num_sms))
+    return _explanation(m, n, k, num_sms, choose_config(m, n, k, num_sms, variant))
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    ranked = candidates(m, n, k, num_sms)
+    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate)
+    ranked = candidates(m, n, k, num_sms, variant=variant)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
         "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "

@@ -23,7 +23,7 @@ import cutlass.cute as cute  # noqa: E402
 from cutlass.cute.runtime import make_fake_stream, make_fake_tensor  # noqa: E402
 
 from cute_gemm import cache  # noqa: E402
-from cute_gemm.kernels.fp8_gemm_sm90 import Fp8GemmSm90  # noqa: E402
+from cute_gemm.kernels.fp8_gemm_sm90 import OUT_DTYPES, Fp8GemmSm90  # noqa: E402
 from schedulers.raster import GemmKind  # noqa: E402
 
 ARCH = "sm_90a"
@@ -31,7 +31,11 @@ COMPILE_OPTIONS = f"--gpu-arch {ARCH} --enable-tvm-ffi"
 
 
 class GemmConfig(NamedTuple):
-    """Everything static about one dense FP8 GEMM kernel."""
+    """Everything static about one FP8 GEMM kernel.
+
+    ``b_scale_rows``: 128 (B scaled per 128x128 block) or 1 (per row per 128 K, the training
+    recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only).
+    """
 
     block_m: int
     block_n: int
@@ -41,25 +45,36 @@ class GemmConfig(NamedTuple):
     raster_group: int = 16
     raster_along_m: bool = True
     kind: GemmKind = GemmKind.NORMAL
+    b_scale_rows: int = 128
+    out_dtype: str = "bf16"
+    accumulate: bool = False
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"
         kind = "" if self.kind == GemmKind.NORMAL else f" {self.kind.name.lower()}"
+        variant = ""
+        if (self.b_scale_rows, self.out_dtype, self.accumulate) != (128, "bf16", False):
+            variant = f" B scales 1x128 (per row)" if self.b_scale_rows == 1 else ""
+            variant += f" out={self.out_dtype}" + (" accumulate" if self.accumulate else "")
         return (
             f"BLOCK_M={self.block_m} BLOCK_N={self.block_n} BLOCK_K=128 stages={self.stages} "
-            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}{kind}"
+            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}"
+            f"{kind}{variant}"
         )
 
 
-def fake_fp8_gemm_arguments(kind: GemmKind = GemmKind.NORMAL):
-    """Fake tensors with symbolic shapes for one kind: one compile serves every shape.
+def fake_fp8_gemm_arguments(config: GemmConfig):
+    """Fake tensors with symbolic shapes for one configuration: one compile serves every shape.
 
     Shared symbols make the compiled function check at call time that A, D and SFA agree on M, etc.
-    Divisibility hints keep the 16-byte TMA paths: K % 16 (fp8 rows), N % 8 (bf16 rows), SFA's column
-    stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors. Contiguous: B and SFB gain an
-    expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an expert mode
-    (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows.
+    Divisibility hints keep the 16-byte TMA paths: K % 16 (fp8 rows), N % 8 (bf16 rows; fp32 rows
+    need N % 4), SFA's column stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors, SFB
+    ``(N/128, Kb)`` K-major or, with per-row B scales, ``(N, Kb)`` N-major like SFA. Contiguous: B
+    and SFB gain an expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an
+    expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. K-grouped: A, B, SFA and SFB
+    are 2-D over the stacked K, D has an expert mode, ``ks (G,)`` follows.
     """
+    kind = config.kind
     m, n = cute.sym_int(symbol="m"), cute.sym_int(symbol="n")
     k = cute.sym_int(divisibility=16, symbol="k")
     kb, nb = cute.sym_int(symbol="k_blocks"), cute.sym_int(symbol="n_blocks")
@@ -79,15 +94,19 @@ def fake_fp8_gemm_arguments(kind: GemmKind = GemmKind.NORMAL):
         return make_fake_tensor(f32, shape, stride=stride, assumed_align=16)
 
     masked = kind == GemmKind.M_GROUPED_MASKED
-    grouped = kind != GemmKind.NORMAL
+    m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+    out_dtype = OUT_DTYPES[config.out_dtype]
     a = row_major(fp8, m, k, 16, masked)
-    b = row_major(fp8, n, k, 16, grouped)
-    d = row_major(cutlass.BFloat16, m, n, 8, masked)
+    b = row_major(fp8, n, k, 16, m_grouped)
+    d = row_major(out_dtype, m, n, 128 // out_dtype.width, masked or kind == GemmKind.K_GROUPED)
     sfa = m_major(m, kb, masked)
-    sfb = row_major(f32, nb, kb, 1, grouped, align=4)
-    if not grouped:
+    if config.b_scale_rows == 1:
+        sfb = m_major(n, kb, False)
+    else:
+        sfb = row_major(f32, nb, kb, 1, m_grouped, align=4)
+    if kind == GemmKind.NORMAL:
         return a, b, d, sfa, sfb
-    info_len = g if masked else m
+    info_len = g if kind != GemmKind.M_GROUPED_CONTIGUOUS else m
     return a, b, d, sfa, sfb, make_fake_tensor(i32, (info_len,), stride=(1,), assumed_align=4)
 
 
@@ -101,7 +120,7 @@ def compile_fp8_gemm(config: GemmConfig, extra_options: str = ""):
         warnings.filterwarnings("ignore", message="This static loop has")
         fn = cute.compile(
             entry,
-            *fake_fp8_gemm_arguments(config.kind),
+            *fake_fp8_gemm_arguments(config),
             cutlass.Int32(132),
             make_fake_stream(use_tvm_ffi_env_stream=True),
             options=f"{COMPILE_OPTIONS} {extra_options}".strip(),

@@ -14,7 +14,8 @@ inside an 8-column chunk, and scale blocks split on multiples of 8 columns, so t
 column decides which B scale an element takes. ``split_col`` itself depends on the tile when
 BLOCK_N neither divides nor is a multiple of 128 (112, 144, 160, 192); it then takes one of a few
 values known at compile time, and the kernel branches once per tile into a K loop compiled for that
-value. A per-element select cost ~100 extra instructions per K block at BLOCK_N = 192 (FMUL + FSEL
+value. With per-row B scales (:func:`promote_per_column`) every column has its own scale, read from
+the pipeline stage like ``sfa``, and there is nothing to dispatch. A per-element select cost ~100 extra instructions per K block at BLOCK_N = 192 (FMUL + FSEL
 + predicate shuffling) and ~25% of the speed; a warp-uniform branch per K block into one of several
 copies of the promotion cost 25-33% at BLOCK_N = 112 (H200, docs/notes.md).
 """
@@ -58,3 +59,17 @@ def promote(
         if cutlass.const_expr(chunk_cols[i] >= split_col):
             sfb = sfb_second
         acc[i] = acc[i] + partial[i] * (sfa_as_acc[i] * sfb)
+
+
+@cute.jit
+def promote_per_column(
+    acc: cute.Tensor, partial: cute.Tensor, sfa_as_acc: cute.Tensor, sfb_as_acc: cute.Tensor
+):
+    """One K block's promotion with per-row B scales (1x128 x 1x128, the training recipe):
+    ``acc += partial * sfa[row] * sfb[col]``, fully unrolled over the fragment.
+
+    :param sfb_as_acc: this K block's B row scales partitioned like ``acc`` (per-thread slice):
+        element ``i`` is the scale of element ``i``'s output column.
+    """
+    for i in cutlass.range_constexpr(cute.size(acc)):
+        acc[i] = acc[i] + partial[i] * (sfa_as_acc[i] * sfb_as_acc[i])

@@ -53,13 +53,25 @@ def scale_split_is_static(block_n: int) -> bool:
     return SCALE_BLOCK % block_n == 0 or block_n % SCALE_BLOCK == 0
 
 
+B_SCALE_ROWS_CHOICES = (128, 1)
+"""Rows of B one scale covers (times 128 K): 128 (128x128 blocks, inference) or 1 (1x128 per row,
+the training kernels' "1D1D" recipe, where every output column has its own scale)."""
+
+PER_ROW_B_MAX_BLOCK_N = 160
+"""Widest tile with per-row B scales: the accumulator, the partial and the tile's column scales
+(BLOCK_N / 4 per thread) must fit a math warpgroup's registers (DeepGEMM's 1D1D also stops at 160)."""
+
+
 def num_waves(block_m: int) -> int:
     """WGMMA waves per K block: 1 up to 128 rows, 2 for a 256-row tile."""
     return max(1, block_m // WAVE_BLOCK_M)
 
 
-def check_tile(block_m: int, block_n: int) -> None:
-    """Raise ``ValueError`` unless (block_m, block_n) is a tile the dense kernel supports."""
+def check_tile(block_m: int, block_n: int, b_scale_rows: int = 128) -> None:
+    """Raise ``ValueError`` unless (block_m, block_n) is a tile the kernel supports with B scaled per
+    ``b_scale_rows`` rows."""
+    if b_scale_rows not in B_SCALE_ROWS_CHOICES:
+        raise ValueError(f"b_scale_rows must be one of {B_SCALE_ROWS_CHOICES}, got {b_scale_rows}")
     if block_m not in BLOCK_M_CHOICES:
         raise ValueError(f"block_m must be one of {BLOCK_M_CHOICES}, got {block_m}")
     if block_n not in BLOCK_N_CHOICES:
@@ -67,12 +79,22 @@ def check_tile(block_m: int, block_n: int) -> None:
     if block_m > WAVE_BLOCK_M and block_n > SCALE_BLOCK:
         # Two waves' accumulators plus one partial: 3 x BLOCK_N / 2 registers per thread.
         raise ValueError(f"block_n must be <= 128 when block_m is {block_m}, got {block_n}")
+    if b_scale_rows == 1 and (block_m > WAVE_BLOCK_M or block_n > PER_ROW_B_MAX_BLOCK_N):
+        raise ValueError(
+            f"per-row B scales need block_m <= {WAVE_BLOCK_M} and block_n <= {PER_ROW_B_MAX_BLOCK_N}, "
+            f"got {block_m}x{block_n}"
+        )
 
 
-def legal_tiles() -> list[tuple[int, int]]:
-    """Every (block_m, block_n) :func:`check_tile` accepts."""
-    return [(m, n) for m in BLOCK_M_CHOICES for n in BLOCK_N_CHOICES
-            if m <= WAVE_BLOCK_M or n <= SCALE_BLOCK]
+def legal_tiles(b_scale_rows: int = 128) -> list[tuple[int, int]]:
+    """Every (block_m, block_n) :func:`check_tile` accepts for ``b_scale_rows``."""
+    def legal(m, n):
+        try:
+            check_tile(m, n, b_scale_rows)
+        except ValueError:
+            return False
+        return True
+    return [(m, n) for m in BLOCK_M_CHOICES for n in BLOCK_N_CHOICES if legal(m, n)]
 
 
 def epilogue_tile(block_m: int, block_n: int) -> tuple[int, int]:

@@ -3,12 +3,12 @@
 Each role (producer, math) builds its own :class:`PersistentTileScheduler` from the kernel's
 arguments and walks the same static sequence; nothing is communicated between roles::
 
-    sched = PersistentTileScheduler(kind, num_m_blocks, num_n_blocks, block_m, group, along_m,
-                                    cluster_mn, group_info)
+    sched = PersistentTileScheduler(kind, num_m_blocks, num_n_blocks, num_k_blocks, block_m, group,
+                                    along_m, cluster_mn, group_info)
     unit = sched.first_unit()
     num_units = sched.num_units()
     while unit < num_units:
-        tile = sched.tile(unit)          # m_block, n_block, expert, rows, is_valid
+        tile = sched.tile(unit)  # m_block, n_block, expert, rows, is_valid, k_block0, num_k_blocks
         if tile.is_valid: ...
         unit += sched.stride
 
@@ -27,6 +27,12 @@ Kinds (:class:`schedulers.raster.GemmKind`), with the same arithmetic as the pla
   ``ceil(masked_m[g] / block_m) * num_n_blocks`` units (``group_info`` is ``masked_m``), rasterised
   inside the expert; ``rows`` is the number of valid rows of the tile (the epilogue stores only
   those).
+- ``K_GROUPED``: experts stacked along K (``group_info`` is ``ks``, each a multiple of 128):
+  units numbered expert by expert, ``num_m_blocks * num_n_blocks`` per expert, every expert
+  (an empty one too: its tiles have ``num_k_blocks = 0``); a tile reads the K blocks
+  ``[k_block0, k_block0 + num_k_blocks)`` of the stacked K, ``k_block0 = sum(ks[:g]) / 128``.
+
+Every other kind reads K blocks ``[0, num_k_blocks)``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class WorkTile(NamedTuple):
     rows: Int32  # masked: valid rows (masked_m - m_block * block_m, capped); contiguous: block_m
     # if the tile has no padding rows, else 0 (the epilogue checks m_indices row by row)
     is_valid: Boolean
+    k_block0: Int32  # first K block (k-grouped: the expert's offset in the stacked K), else 0
+    num_k_blocks: Int32  # K blocks of this tile
 
 
 class PersistentTileScheduler:
@@ -58,6 +66,7 @@ class PersistentTileScheduler:
         kind: GemmKind,
         num_m_blocks,
         num_n_blocks,
+        num_k_blocks,
         block_m: int,
         group: int,
         along_m: bool,
@@ -67,6 +76,7 @@ class PersistentTileScheduler:
         self.kind = kind
         self.num_m_blocks = Int32(num_m_blocks)  # contiguous/normal: blocks of all rows
         self.num_n_blocks = Int32(num_n_blocks)
+        self.num_k_blocks = Int32(num_k_blocks)  # unused by K_GROUPED (per expert from ks)
         self.block_m = block_m
         self.group = group
         self.along_m = along_m
@@ -75,7 +85,8 @@ class PersistentTileScheduler:
 
     # The DSL carries the scheduler through the dynamic tile loop: only run-time fields are IR values.
     def __extract_mlir_values__(self):
-        values = extract_mlir_values(self.num_m_blocks) + extract_mlir_values(self.num_n_blocks)
+        values = (extract_mlir_values(self.num_m_blocks) + extract_mlir_values(self.num_n_blocks)
+                  + extract_mlir_values(self.num_k_blocks))
         self._num_info_values = 0
         if self.group_info is not None:
             info = extract_mlir_values(self.group_info)
@@ -86,11 +97,12 @@ class PersistentTileScheduler:
     def __new_from_mlir_values__(self, values):
         info = None
         if self.group_info is not None:
-            info = new_from_mlir_values(self.group_info, values[2:2 + self._num_info_values])
+            info = new_from_mlir_values(self.group_info, values[3:3 + self._num_info_values])
         return PersistentTileScheduler(
             self.kind,
             new_from_mlir_values(self.num_m_blocks, [values[0]]),
             new_from_mlir_values(self.num_n_blocks, [values[1]]),
+            new_from_mlir_values(self.num_k_blocks, [values[2]]),
             self.block_m,
             self.group,
             self.along_m,
@@ -129,7 +141,13 @@ class PersistentTileScheduler:
             total = Int32(0)
             for g in range(cute.size(self.group_info)):
                 total += (self._expert_rows(g) + self.block_m - 1) // self.block_m * self.num_n_blocks
+        if cutlass.const_expr(self.kind == GemmKind.K_GROUPED):
+            total = total * cute.size(self.group_info)
         return total
+
+    def _expert_k_blocks(self, g) -> Int32:
+        """K blocks of expert ``g`` (``ks[g] / 128``; a negative count reads as 0)."""
+        return cutlass.max(self.group_info[g], 0) // 128
 
     @cute.jit
     def tile(self, unit: Int32) -> WorkTile:
@@ -137,7 +155,21 @@ class PersistentTileScheduler:
         expert = Int32(0)
         rows = Int32(self.block_m)
         is_valid = Boolean(True)
-        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+        k_block0 = Int32(0)
+        num_k_blocks = self.num_k_blocks
+        if cutlass.const_expr(self.kind == GemmKind.K_GROUPED):
+            expert_units = self.num_m_blocks * self.num_n_blocks
+            expert = unit // expert_units
+            m_block, n_block = rasterize(
+                unit - expert * expert_units, self.num_m_blocks, self.num_n_blocks, self.group,
+                self.along_m, cutlass.min,
+            )
+            # The expert's first K block: the K blocks of the experts before it.
+            for g in range(cute.size(self.group_info)):
+                if g < expert:
+                    k_block0 += self._expert_k_blocks(g)
+            num_k_blocks = self._expert_k_blocks(expert)
+        elif cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
             # Find the expert owning `unit` (a fixed loop of independent loads; no early exit).
             prefix = Int32(0)
             local = Int32(0)
@@ -175,4 +207,4 @@ class PersistentTileScheduler:
                 last_row = cutlass.min(m_block * self.block_m + self.block_m, cute.size(self.group_info)) - 1
                 if self.group_info[last_row] < 0:
                     rows = Int32(0)
-        return WorkTile(m_block, n_block, expert, rows, is_valid)
+        return WorkTile(m_block, n_block, expert, rows, is_valid, k_block0, num_k_blocks)

@@ -6,6 +6,7 @@ It calls the very :func:`schedulers.raster.rasterize` the kernel calls, and adds
 - :func:`normal_schedule`: one dense GEMM (optionally with CTA clusters).
 - :func:`contiguous_schedule`: MoE, experts stacked along M (``m_indices``); padding blocks skipped.
 - :func:`masked_schedule`: MoE, ``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert.
+- :func:`k_grouped_schedule`: MoE weight gradients, experts stacked along K (``ks``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class ScheduledTile:
 
     ``group`` is the expert of an MoE tile (``m_indices[m_block * block_m]`` for the contiguous
     layout; ``g`` for the masked one, whose ``m_block`` then counts blocks inside expert ``g``); it
-    is 0 for a dense GEMM.
+    is 0 for a dense GEMM. ``k_block0`` and ``k_blocks`` are the K blocks the tile reads (set by
+    :func:`k_grouped_schedule`; ``k_blocks = None`` means all of them).
     """
 
     cta: int
@@ -34,6 +36,8 @@ class ScheduledTile:
     m_block: int
     n_block: int
     group: int = 0
+    k_block0: int = 0
+    k_blocks: int | None = None
 
 
 def grid_size(num_tiles: int, num_sms: int) -> int:
@@ -189,3 +193,47 @@ def masked_rows_in_tile(masked_m_g: int, m_block: int, block_m: int) -> int:
     :func:`masked_schedule` (not meaningful, <= 0, for a block past ``masked_m_g``).
     """
     return min(block_m, masked_m_g - m_block * block_m)
+
+
+def k_grouped_schedule(
+    ks: Sequence[int],
+    m: int,
+    n: int,
+    block_m: int,
+    block_n: int,
+    num_sms: int,
+    group: int,
+    along_m: bool,
+) -> list[ScheduledTile]:
+    """Every tile the k-grouped GEMM computes, in launch order (iteration, then CTA).
+
+    Expert ``g`` reads ``ks[g]`` (a multiple of 128) columns of the K-stacked ``a [m, sum(ks)]`` and
+    ``b [n, sum(ks)]`` and owns the ``m x n`` output ``d[g]``. Units are numbered expert by expert,
+    every expert owning all its tiles (an empty one too: its tiles read no K block, and store
+    zeros, or nothing when accumulating into ``c``)::
+
+        tiles_per_expert = ceil(m / block_m) * ceil(n / block_n)
+        num_ctas = grid_size(G * tiles_per_expert, num_sms)
+        for unit in range(G * tiles_per_expert):
+            g, u = divmod(unit, tiles_per_expert)
+            m_block, n_block = rasterize(u, ceil(m / block_m), ceil(n / block_n), group, along_m)
+            ScheduledTile(unit % num_ctas, unit // num_ctas, m_block, n_block, g,
+                          k_block0=sum(ks[:g]) // 128, k_blocks=ks[g] // 128)
+
+    Raises ``ValueError`` if some ``ks[g]`` is negative or not a multiple of 128.
+    """
+    for g, k in enumerate(ks):
+        if k < 0 or k % 128:
+            raise ValueError(f"ks[{g}] must be a non-negative multiple of 128, got {k}")
+    num_m_blocks, num_n_blocks = ceil_div(m, block_m), ceil_div(n, block_n)
+    per_expert = num_m_blocks * num_n_blocks
+    num_ctas = grid_size(len(ks) * per_expert, num_sms)
+    tiles = []
+    for unit in range(len(ks) * per_expert):
+        g, u = divmod(unit, per_expert)
+        m_block, n_block = rasterize(u, num_m_blocks, num_n_blocks, group, along_m)
+        tiles.append(ScheduledTile(
+            unit % num_ctas, unit // num_ctas, m_block, n_block, g,
+            k_block0=sum(ks[:g]) // 128, k_blocks=ks[g] // 128,
+        ))
+    return tiles

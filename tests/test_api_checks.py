@@ -95,7 +95,7 @@ CASES = [
     ("a-uint8", _set(a=lambda t: t["a"].view(torch.uint8)), TypeError, "a"),
     ("b-bf16", _set(b=lambda t: t["b"].bfloat16()), TypeError, "b"),
     ("b-e5m2", _set(b=lambda t: t["b"].to(torch.float8_e5m2)), TypeError, "b"),
-    ("d-fp32", _set(d=lambda t: t["d"].float()), TypeError, "d"),
+    ("d-fp64", _set(d=lambda t: t["d"].double()), TypeError, "d"),
     ("d-fp16", _set(d=lambda t: t["d"].half()), TypeError, "d"),
     ("sfa-bf16", _set(sfa=lambda t: t["sfa"].bfloat16()), TypeError, "sfa"),
     ("sfa-fp64", _set(sfa=lambda t: t["sfa"].double()), TypeError, "sfa"),
@@ -231,6 +231,9 @@ VALID_CASES = [
     ("d-row-stride-n+8", _set(d=lambda t: wide_rows(bf16, M, N, 8))),
     ("sfa-row-major", _set(sfa=lambda t: t["sfa"].contiguous())),  # converted later, one copy
     ("sfb-strided-rows", _set(sfb=lambda t: f32(NB, KB + 3)[:, :KB])),
+    ("d-fp32", _set(d=lambda t: t["d"].float())),
+    ("sfb-per-row", _set(sfb=lambda t: f32(KB, N).t())),  # 1x128 B scales, N-major
+    ("sfb-per-row-k-major", _set(sfb=lambda t: f32(N, KB))),  # converted later, one copy
 ]
 
 

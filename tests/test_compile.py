@@ -1,4 +1,9 @@
-"""Compile every supported dense configuration for sm_90a (no GPU) and check what ptxas built."""
+"""Compile every supported configuration for sm_90a (no GPU) and check what ptxas built.
+
+Dense inference tiles (with the heuristic's stages and clusters), the m-grouped kinds, and the
+training variants: every tile legal with per-row (1x128) B scales, fp32 out, accumulating into D;
+fp32 out with 128x128 B scales; and the k-grouped kind.
+"""
 
 import re
 
@@ -25,9 +30,28 @@ CONFIGS = [
     for bm, bn in ((128, 128), (128, 160), (64, 112), (64, 32))
     for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
 ]
+TRAINING = dict(b_scale_rows=1, out_dtype="fp32")
+CONFIGS += [
+    GemmConfig(bm, bn, max_stages(bm, bn, **TRAINING), **TRAINING, accumulate=True)
+    for bm, bn in legal_tiles(b_scale_rows=1)
+] + [
+    GemmConfig(bm, bn, max_stages(bm, bn, **TRAINING), kind=GemmKind.K_GROUPED, **TRAINING, accumulate=acc)
+    for bm, bn in ((128, 128), (128, 160), (64, 112))
+    for acc in (True, False)
+] + [
+    GemmConfig(bm, bn, max_stages(bm, bn, out_dtype="fp32"), out_dtype="fp32", accumulate=acc)
+    for bm, bn in ((256, 128), (128, 160), (64, 112))
+    for acc in (True, False)
+] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
 
 
-@pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}")
+def _config_id(c):
+    variant = "" if c.b_scale_rows == 128 else "-sfb1x128"
+    variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
+    return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
+
+
+@pytest.fixture(scope="module", params=CONFIGS, ids=_config_id)
 def report(request):
     return compile_report(request.param)
 
@@ -42,15 +66,16 @@ def test_tensor_core_and_tma_instructions(report):
     # One K block = 4 x wgmma m64nNk32 (BLOCK_K = 128 = 4 x 32) per 128-row wave.
     waves = max(1, report.config.block_m // 128)
     assert o["QGMMA"] >= 4 * waves and o["QGMMA"] % 4 == 0, report.summary()
-    assert o["UTMALDG"] >= 3, report.summary()  # A, B and SFA
+    assert o["UTMALDG"] >= (4 if report.config.b_scale_rows == 1 else 3), report.summary()  # A, B, SFA (SFB)
     if report.config.cluster_m * report.config.cluster_n > 1:
         assert any(op.startswith("UTMALDG") for op in o) and ".MULTICAST" in report.sass
-    assert o["UTMASTG"] >= 1, report.summary()  # TMA-store epilogue
+    store = "UTMAREDG" if report.config.accumulate else "UTMASTG"  # reduce-add or plain TMA store
+    assert o[store] >= 1, report.summary()
     assert o["USETMAXREG"] == 2, report.summary()  # producer down, math up
 
 
 def test_promotion_reads_per_thread_scales(report):
-    # The only shared-memory loads are the promotion stage's SFA reads. A warp-uniform address
+    # The only shared-memory loads are the promotion stage's SFA (and SFB) reads. A warp-uniform address
     # ([URx]) would mean every thread reads the same rows: the silent wrong-scale bug.
     lds = [line for line in report.sass.splitlines() if re.search(r"\bLDS(\.\w+)*\s", line)]
     assert lds, "no SFA loads found"

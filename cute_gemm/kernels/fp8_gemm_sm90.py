@@ -2,7 +2,9 @@
 
     D[M, N] (bf16) = (A[M, K] fp8 e4m3 * SFA[M, ceil(K/128)]) @ (B[N, K] fp8 e4m3 * SFB[ceil(N/128), ceil(K/128)])^T
 
-A is scaled per row per 128-wide K block (1x128), B per 128x128 block.
+A is scaled per row per 128-wide K block (1x128), B per 128x128 block. The training variants
+(:class:`Fp8GemmSm90` arguments) scale B per row too (1x128, SFB ``[N, ceil(K/128)]``), write D in
+fp32, and can add the result into D (``D += ...``, TMA reduce-add).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from cutlass.cute.nvgpu import OperandMajorMode, cpasync, warpgroup
 from cutlass.memory import SmemAllocator, get_smem_capacity_in_bytes
 from cutlass.tensor_utils import LayoutEnum
 
-from cute_gemm.promotion import promote, split_candidates
+from cute_gemm.promotion import promote, promote_per_column, split_candidates
 from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
 from layouts import tiles
@@ -26,17 +28,27 @@ from schedulers.raster import GemmKind
 SMEM_CAPACITY = get_smem_capacity_in_bytes("sm_90")  # 232448 B = 227 KB per CTA
 MIN_EPILOGUE_BUFFERS = 2
 BARRIER_BYTES = 1024  # mbarriers and alignment slack
+OUT_DTYPES = {"bf16": cutlass.BFloat16, "fp32": Float32}
+"""Output element types by name (``GemmConfig.out_dtype``)."""
 
 
-def _stage_bytes(block_m: int, block_n: int) -> int:
-    """Bytes of one pipeline stage: A and B tiles (1 B per fp8) plus BLOCK_M fp32 A scales."""
-    return (block_m + block_n) * tiles.BLOCK_K + block_m * 4
+def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128) -> int:
+    """Bytes TMA brings in per pipeline stage: A and B tiles (1 B per fp8), BLOCK_M fp32 A scales,
+    and with per-row B scales BLOCK_N fp32 B scales."""
+    sfb_bytes = block_n * 4 if b_scale_rows == 1 else 0
+    return (block_m + block_n) * tiles.BLOCK_K + block_m * 4 + sfb_bytes
 
 
-def _piece_bytes(block_m: int, block_n: int) -> int:
-    """Bytes of one bf16 epilogue piece in shared memory."""
+def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128) -> int:
+    """Shared memory of one pipeline stage: :func:`_stage_bytes` with the SFB stage 128-byte aligned."""
+    padding = scale_layouts.sfb_stage_floats(block_n) - block_n if b_scale_rows == 1 else 0
+    return _stage_bytes(block_m, block_n, b_scale_rows) + padding * 4
+
+
+def _piece_bytes(block_m: int, block_n: int, out_dtype: str = "bf16") -> int:
+    """Bytes of one epilogue piece in shared memory."""
     epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
-    return epi_m * epi_n * 2
+    return epi_m * epi_n * OUT_DTYPES[out_dtype].width // 8
 
 
 def epilogue_pieces(block_m: int, block_n: int) -> int:
@@ -45,34 +57,45 @@ def epilogue_pieces(block_m: int, block_n: int) -> int:
     return (block_m // epi_m) * (block_n // epi_n)
 
 
-def epilogue_buffers(block_m: int, block_n: int, stages: int) -> int:
+# The plain-Python shared-memory budget below takes the variant as ``b_scale_rows`` (128 or 1) and
+# ``out_dtype`` ("bf16" or "fp32"), the GemmConfig fields of the same names.
+
+
+def epilogue_buffers(
+    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+) -> int:
     """Epilogue pieces staged in shared memory at once: the whole tile when it fits beside the
     mainloop stages, else as many as fit (at least 2, a ring)."""
-    free = SMEM_CAPACITY - BARRIER_BYTES - stages * _stage_bytes(block_m, block_n)
-    fit = free // _piece_bytes(block_m, block_n)
+    free = SMEM_CAPACITY - BARRIER_BYTES - stages * _stage_smem_bytes(block_m, block_n, b_scale_rows)
+    fit = free // _piece_bytes(block_m, block_n, out_dtype)
     return min(epilogue_pieces(block_m, block_n), max(MIN_EPILOGUE_BUFFERS, fit))
 
 
-def shared_memory_bytes(block_m: int, block_n: int, stages: int) -> int:
+def shared_memory_bytes(
+    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+) -> int:
     """Upper bound of the kernel's shared memory for a configuration (plain Python)."""
-    buffers = epilogue_buffers(block_m, block_n, stages)
-    return stages * _stage_bytes(block_m, block_n) + buffers * _piece_bytes(block_m, block_n) + BARRIER_BYTES
+    buffers = epilogue_buffers(block_m, block_n, stages, b_scale_rows, out_dtype)
+    return (stages * _stage_smem_bytes(block_m, block_n, b_scale_rows)
+            + buffers * _piece_bytes(block_m, block_n, out_dtype) + BARRIER_BYTES)
 
 
-def _stages_beside(block_m: int, block_n: int, pieces: int) -> int:
+def _stages_beside(block_m: int, block_n: int, pieces: int, b_scale_rows: int, out_dtype: str) -> int:
     """Most pipeline stages that fit in 227 KB of shared memory beside ``pieces`` epilogue pieces."""
-    fixed = BARRIER_BYTES + pieces * _piece_bytes(block_m, block_n)
-    return (SMEM_CAPACITY - fixed) // _stage_bytes(block_m, block_n)
+    fixed = BARRIER_BYTES + pieces * _piece_bytes(block_m, block_n, out_dtype)
+    return (SMEM_CAPACITY - fixed) // _stage_smem_bytes(block_m, block_n, b_scale_rows)
 
 
-def whole_tile_epilogue_stages(block_m: int, block_n: int) -> int:
+def whole_tile_epilogue_stages(
+    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+) -> int:
     """Most pipeline stages that leave room to stage every epilogue piece of the tile at once."""
-    return _stages_beside(block_m, block_n, epilogue_pieces(block_m, block_n))
+    return _stages_beside(block_m, block_n, epilogue_pieces(block_m, block_n), b_scale_rows, out_dtype)
 
 
-def max_stages(block_m: int, block_n: int) -> int:
+def max_stages(block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16") -> int:
     """Most pipeline stages that fit beside two epilogue pieces (a ring)."""
-    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS)
+    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS, b_scale_rows, out_dtype)
 
 
 class Fp8GemmSm90:
@@ -82,7 +105,8 @@ class Fp8GemmSm90:
 
     - warpgroup 0, the **producer** (``setmaxnreg`` down to 40): warp 0's elected thread walks the
       tile schedule and, per K block, issues TMA loads of the A tile, the B tile and the tile's
-      BLOCK_M scales of A into one stage of the mainloop pipeline. Warps 1-3 only give registers back.
+      BLOCK_M scales of A (with per-row B scales, its BLOCK_N scales of B too) into one stage of
+      the mainloop pipeline. Warps 1-3 only give registers back.
     - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
       per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
@@ -90,11 +114,14 @@ class Fp8GemmSm90:
       waves (DeepGEMM's structure: one ``partial`` reused, two accumulators), so B is loaded once
       for 256 rows. After the last K block: the **epilogue** converts to bf16, writes pieces of
       ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each by TMA.
+      Variants: with per-row B scales (``b_scale_rows=1``) the promotion multiplies each element by
+      its row's and its column's scale (:func:`cute_gemm.promotion.promote_per_column`); an fp32
+      D is written to smem with plain stores; ``accumulate`` stores by TMA reduce-add (D += tile).
 
     Pipelines:
 
     - ``mainloop`` (``PipelineTmaAsync``, ``stages`` deep): producer = 1 thread (arrive + tx bytes
-      = A + B + SFA bytes of a stage); consumer arrive count = math warps x (cluster_m + cluster_n
+      = A + B + SFA (+ per-row SFB) bytes of a stage); consumer arrive count = math warps x (cluster_m + cluster_n
       - 1): one elected lane per math warp releases a stage in its own CTA and in the peer that
       multicast into it.
     - ``epilogue store`` (``PipelineTmaStore``, 2 buffers): the storing warp commits a TMA store
@@ -105,7 +132,9 @@ class Fp8GemmSm90:
 
     Kinds (:class:`schedulers.raster.GemmKind`): ``NORMAL`` (dense, entry ``__call__``, optional
     2-CTA cluster), ``M_GROUPED_CONTIGUOUS`` and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
-    SFB carry an expert mode, and for masked A, SFA and D too). Both roles walk the same
+    SFB carry an expert mode, and for masked A, SFA and D too; bf16 out, 128x128 B scales), and
+    ``K_GROUPED`` (entry :meth:`grouped`: A, B and their per-row scales stacked along K, D with an
+    expert mode, fp32; each tile reads its expert's K blocks). Both roles walk the same
     :class:`schedulers.persistent.PersistentTileScheduler` sequence, so no tile information passes
     between them.
     """
@@ -120,25 +149,39 @@ class Fp8GemmSm90:
         raster_group: int = 16,
         raster_along_m: bool = True,
         kind: GemmKind = GemmKind.NORMAL,
+        b_scale_rows: int = 128,
+        out_dtype: str = "bf16",
+        accumulate: bool = False,
     ):
-        tiles.check_tile(block_m, block_n)
+        tiles.check_tile(block_m, block_n, b_scale_rows)
         if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
             raise ValueError(f"cluster (m, n) must be (1, 1), (2, 1) or (1, 2), got {(cluster_m, cluster_n)}")
         self.kind = GemmKind(kind)
-        if self.kind not in (GemmKind.NORMAL, GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED):
-            raise ValueError(f"kind {self.kind.name} is not implemented by this kernel")
         if self.kind != GemmKind.NORMAL and (cluster_m, cluster_n) != (1, 1):
             raise ValueError("clusters are only supported for the dense (NORMAL) kind so far")
         if self.kind != GemmKind.NORMAL and block_m not in tiles.GROUPED_BLOCK_M_CHOICES:
             raise ValueError(
                 f"block_m must be one of {tiles.GROUPED_BLOCK_M_CHOICES} for grouped GEMMs, got {block_m}"
             )
-        if not 2 <= stages <= max_stages(block_m, block_n):
+        if out_dtype not in OUT_DTYPES:
+            raise ValueError(f"out_dtype must be one of {tuple(OUT_DTYPES)}, got {out_dtype!r}")
+        if accumulate and out_dtype != "fp32":
+            raise ValueError("accumulate (D += A @ B^T) needs out_dtype='fp32'")
+        m_grouped = self.kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+        if m_grouped and (b_scale_rows, out_dtype) != (128, "bf16"):
+            raise ValueError("the m-grouped kinds take 128x128 B scales and a bf16 output")
+        if self.kind == GemmKind.K_GROUPED and (b_scale_rows, out_dtype) != (1, "fp32"):
+            raise ValueError("the k-grouped kind takes per-row (1x128) B scales and an fp32 output")
+        variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype)
+        if not 2 <= stages <= max_stages(block_m, block_n, **variant):
             raise ValueError(
-                f"stages must be in [2, {max_stages(block_m, block_n)}] for a "
-                f"{block_m}x{block_n} tile, got {stages}"
+                f"stages must be in [2, {max_stages(block_m, block_n, **variant)}] for a "
+                f"{block_m}x{block_n} tile ({variant}), got {stages}"
             )
         self.block_m, self.block_n, self.stages = block_m, block_n, stages
+        self.b_scale_rows, self.out_dtype, self.accumulate = b_scale_rows, out_dtype, accumulate
+        self.sfb_per_row = b_scale_rows == 1
+        self.m_grouped = m_grouped
         # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
         self.cluster_mn = (cluster_m, cluster_n)
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
@@ -147,7 +190,7 @@ class Fp8GemmSm90:
         # NOTES: when every piece of the tile has its own smem buffer, the epilogue waits once for
         # the previous tile's stores and syncs the math warps twice per tile; a ring of fewer
         # buffers syncs twice per piece and waits for a store before reusing its buffer.
-        self.epi_buffers = epilogue_buffers(block_m, block_n, stages)
+        self.epi_buffers = epilogue_buffers(block_m, block_n, stages, **variant)
         self.whole_tile_epilogue = self.epi_buffers >= epilogue_pieces(block_m, block_n)
 
         # A 256-row tile runs two 128-row waves per K block on the same two math warpgroups.
@@ -171,9 +214,9 @@ class Fp8GemmSm90:
         self,
         a: cute.Tensor,  # (M, K) fp8, K-major
         b: cute.Tensor,  # (N, K) fp8, K-major
-        d: cute.Tensor,  # (M, N) bf16, N-major
+        d: cute.Tensor,  # (M, N) bf16 or fp32, N-major
         sfa: cute.Tensor,  # (M, ceil(K/128)) fp32, M-major, column stride % 4 == 0
-        sfb: cute.Tensor,  # (ceil(N/128), ceil(K/128)) fp32
+        sfb: cute.Tensor,  # (ceil(N/128), ceil(K/128)) fp32; per-row: (N, ceil(K/128)), N-major
         num_sms: Int32,
         stream,
     ):
@@ -183,16 +226,16 @@ class Fp8GemmSm90:
     @cute.jit
     def grouped(
         self,
-        a: cute.Tensor,  # contiguous: (M_sum, K); masked: (M_max, K, G)
-        b: cute.Tensor,  # (N, K, G)
-        d: cute.Tensor,  # contiguous: (M_sum, N); masked: (M_max, N, G)
-        sfa: cute.Tensor,  # contiguous: (M_sum, Kb); masked: (M_max, Kb, G); M-major
-        sfb: cute.Tensor,  # (ceil(N/128), Kb, G)
-        group_info: cute.Tensor,  # contiguous: m_indices (M_sum,); masked: masked_m (G,); int32
+        a: cute.Tensor,  # contiguous: (M_sum, K); masked: (M_max, K, G); k-grouped: (M, K_sum)
+        b: cute.Tensor,  # (N, K, G); k-grouped: (N, K_sum)
+        d: cute.Tensor,  # contiguous: (M_sum, N); masked: (M_max, N, G); k-grouped: (M, N, G) fp32
+        sfa: cute.Tensor,  # contiguous: (M_sum, Kb); masked: (M_max, Kb, G); k-grouped: (M, Kb_sum)
+        sfb: cute.Tensor,  # (ceil(N/128), Kb, G); k-grouped: (N, Kb_sum), N-major
+        group_info: cute.Tensor,  # int32 m_indices (M_sum,), masked_m (G,) or ks (G,)
         num_sms: Int32,
         stream,
     ):
-        """Grouped launch (``M_GROUPED_CONTIGUOUS`` / ``M_GROUPED_MASKED``)."""
+        """Grouped launch (``M_GROUPED_CONTIGUOUS`` / ``M_GROUPED_MASKED`` / ``K_GROUPED``)."""
         self._launch(a, b, d, sfa, sfb, group_info, num_sms, stream)
 
     @cute.jit
@@ -216,6 +259,7 @@ class Fp8GemmSm90:
         b_smem_layout = smem_layouts.operand_smem_layout(b.element_type, bN, bK, self.stages)
         epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, self.epi_buffers)
         sfa_smem_layout = scale_layouts.sfa_smem_layout(bM, self.stages)
+        sfb_smem_layout = scale_layouts.sfb_smem_layout(bN, self.stages)
 
         cm, cn = self.cluster_mn
         tma_atom_a, tma_a = cpasync.make_tiled_tma_atom(
@@ -227,8 +271,20 @@ class Fp8GemmSm90:
         tma_atom_sfa, tma_sfa = cpasync.make_tiled_tma_atom(
             self._g2s_op(cn), sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1), num_multicast=cn
         )
+        # Per-row B scales travel with B (shared along M, like B).
+        tma_atom_sfb, tma_sfb = None, None
+        if cutlass.const_expr(self.sfb_per_row):
+            tma_atom_sfb, tma_sfb = cpasync.make_tiled_tma_atom(
+                self._g2s_op(cm), sfb, cute.slice_(sfb_smem_layout, (None, None, 0)), (bN, 1),
+                num_multicast=cm,
+            )
+        # NOTES: accumulating stores with TMA reduce-add: D += tile, one read-modify-write in L2,
+        # deterministic because every element is added exactly once.
+        d_store_op = cpasync.CopyBulkTensorTileS2GOp()
+        if cutlass.const_expr(self.accumulate):
+            d_store_op = cpasync.CopyReduceBulkTensorTileS2GOp(cute.ReductionKind.ADD)
         tma_atom_d, tma_d = cpasync.make_tiled_tma_atom(
-            cpasync.CopyBulkTensorTileS2GOp(),
+            d_store_op,
             d,
             cute.slice_(epi_smem_layout, (None, None, 0)),
             self.epi_tile,
@@ -246,13 +302,14 @@ class Fp8GemmSm90:
             sD: cute.struct.Align[
                 cute.struct.MemRange[d.element_type, cute.cosize(epi_smem_layout)], 1024
             ]
-            sSFA: cute.struct.Align[cute.struct.MemRange[Float32, bM * self.stages], 128]
+            # SFA stages, then (per-row B scales) SFB stages
+            sScales: cute.struct.Align[cute.struct.MemRange[Float32, self.scale_floats()], 128]
 
         self.shared_storage = SharedStorage
 
         # Upper bound of the units (masked: every expert full); the launch never exceeds the SMs.
         num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
-        if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+        if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
             num_units = num_units * d.shape[2]
         num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cm * cn)), 1)
         self.kernel(
@@ -260,6 +317,7 @@ class Fp8GemmSm90:
             tma_atom_a, tma_a,
             tma_atom_b, tma_b,
             tma_atom_sfa, tma_sfa,
+            tma_atom_sfb, tma_sfb,
             tma_atom_d, tma_d, d,
             sfb, group_info,
             a_smem_layout, b_smem_layout, epi_smem_layout,
@@ -284,6 +342,8 @@ class Fp8GemmSm90:
         mB_nk: cute.Tensor,
         tma_atom_sfa: cute.CopyAtom,
         mSFA_mk: cute.Tensor,
+        tma_atom_sfb,  # per-row B scales: cute.CopyAtom, else None
+        mSFB_tma,  # per-row B scales: the TMA view of SFB, else None
         tma_atom_d: cute.CopyAtom,
         mD_mn: cute.Tensor,
         d_real: cute.Tensor,
@@ -302,6 +362,8 @@ class Fp8GemmSm90:
             cpasync.prefetch_descriptor(tma_atom_a)
             cpasync.prefetch_descriptor(tma_atom_b)
             cpasync.prefetch_descriptor(tma_atom_sfa)
+            if cutlass.const_expr(self.sfb_per_row):
+                cpasync.prefetch_descriptor(tma_atom_sfb)
             cpasync.prefetch_descriptor(tma_atom_d)
 
         cta_layout_mnk = cute.make_layout((*self.cluster_mn, 1))
@@ -316,7 +378,13 @@ class Fp8GemmSm90:
         sA = storage.sA.get_tensor(a_smem_layout.outer, swizzle=a_smem_layout.inner)
         sB = storage.sB.get_tensor(b_smem_layout.outer, swizzle=b_smem_layout.inner)
         sD = storage.sD.get_tensor(epi_smem_layout.outer, swizzle=epi_smem_layout.inner)
-        sSFA = storage.sSFA.get_tensor(scale_layouts.sfa_smem_layout(bM, self.stages))
+        sSFA = cute.make_tensor(storage.sScales.data_ptr(), scale_layouts.sfa_smem_layout(bM, self.stages))
+        # (bN, 1, stages), per-row B scales only
+        sSFB = None
+        if cutlass.const_expr(self.sfb_per_row):
+            sSFB = cute.make_tensor(
+                storage.sScales.data_ptr() + bM * self.stages, scale_layouts.sfb_smem_layout(bN, self.stages)
+            )
 
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
         pipeline.pipeline_init_wait(cluster_shape_mn=self.cluster_mn)
@@ -329,15 +397,21 @@ class Fp8GemmSm90:
                     tma_atom_a, mA_mk, sA,
                     tma_atom_b, mB_nk, sB,
                     tma_atom_sfa, mSFA_mk, sSFA,
+                    tma_atom_sfb, mSFB_tma, sSFB,
                     mD_mn,
                 )
         else:
             cute.arch.setmaxregister_increase(self.math_registers)
             self.mma_and_epilogue(
                 group_info, num_k_blocks, mainloop, tiled_mma,
-                sA, sB, sSFA, mSFB_nk,
+                sA, sB, sSFA, sSFB, mSFB_nk,
                 tma_atom_d, mD_mn, d_real, sD, tidx - 128, warp_idx,
             )
+
+    def scale_floats(self) -> int:
+        """Floats of the scale buffers: SFA's stages, then per-row SFB's (128-byte aligned each)."""
+        sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else 0
+        return (self.block_m + sfb) * self.stages
 
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
         """The A/B/SFA pipeline: 1 producer thread; a stage is free once every math warp of every
@@ -350,18 +424,21 @@ class Fp8GemmSm90:
             consumer_group=pipeline.CooperativeGroup(
                 pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
             ),
-            tx_count=_stage_bytes(self.block_m, self.block_n),
+            tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows),
             cta_layout_vmnk=cute.make_layout((1, cm, cn, 1)),
             defer_sync=True,
         )
 
-    def make_scheduler(self, mD: cute.Tensor, group_info: cute.Tensor) -> PersistentTileScheduler:
+    def make_scheduler(
+        self, mD: cute.Tensor, num_k_blocks: Int32, group_info: cute.Tensor
+    ) -> PersistentTileScheduler:
         """The tile schedule both roles walk (:mod:`schedulers.persistent`)."""
         bM, bN, _ = self.tile_shape_mnk
         return PersistentTileScheduler(
             self.kind,
             cute.ceil_div(mD.shape[0], bM),
             cute.ceil_div(mD.shape[1], bN),
+            num_k_blocks,
             bM,
             self.raster_group,
             self.raster_along_m,
@@ -403,9 +480,10 @@ class Fp8GemmSm90:
         tma_atom_a: cute.CopyAtom, mA_mk: cute.Tensor, sA: cute.Tensor,
         tma_atom_b: cute.CopyAtom, mB_nk: cute.Tensor, sB: cute.Tensor,
         tma_atom_sfa: cute.CopyAtom, mSFA_mk: cute.Tensor, sSFA: cute.Tensor,
+        tma_atom_sfb, mSFB_tma, sSFB,
         mD_mn: cute.Tensor,
     ):
-        """Producer role: per tile, per K block, TMA A, B and SFA into the next free stage.
+        """Producer role: per tile, per K block, TMA A, B, SFA (and per-row SFB) into the next free stage.
 
         In a cluster each CTA loads its slice of the shared operand and multicasts it to its peer.
         """
@@ -433,8 +511,16 @@ class Fp8GemmSm90:
             tma_atom_sfa, cluster_coord_mnk[1], a_cta_layout,
             cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
         )
+        tSsSFB, tSgSFB = None, None
+        if cutlass.const_expr(self.sfb_per_row):
+            # (bN, 1, RestN, RestK) -> ((atom), stages) and ((atom), RestN, RestK)
+            gSFB = cute.local_tile(mSFB_tma, (bN, 1), (None, None))
+            tSsSFB, tSgSFB = cpasync.tma_partition(
+                tma_atom_sfb, cluster_coord_mnk[0], b_cta_layout,
+                cute.group_modes(sSFB, 0, 2), cute.group_modes(gSFB, 0, 2),
+            )
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Producer, self.stages)
-        sched = self.make_scheduler(mD_mn, group_info)
+        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info)
         unit = sched.first_unit()
         num_units = sched.num_units()
         while unit < num_units:
@@ -445,10 +531,11 @@ class Fp8GemmSm90:
                 b_coord = (None, tile.n_block, None)
                 if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
                     a_coord = a_coord + (tile.expert,)
-                if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                if cutlass.const_expr(self.m_grouped):
                     b_coord = b_coord + (tile.expert,)
                 tAgA_k, tSgSFA_k, tBgB_k = tAgA[a_coord], tSgSFA[a_coord], tBgB[b_coord]
-                for k_block in range(num_k_blocks):
+                for tile_k_block in range(tile.num_k_blocks):
+                    k_block = tile.k_block0 + tile_k_block
                     mainloop.producer_acquire(state)
                     barrier = mainloop.producer_get_barrier(state)
                     cute.copy(tma_atom_a, tAgA_k[(None, k_block)], tAsA[(None, state.index)],
@@ -457,6 +544,9 @@ class Fp8GemmSm90:
                               tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
                     cute.copy(tma_atom_sfa, tSgSFA_k[(None, k_block)], tSsSFA[(None, state.index)],
                               tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
+                    if cutlass.const_expr(self.sfb_per_row):
+                        cute.copy(tma_atom_sfb, tSgSFB[(None, tile.n_block, k_block)],
+                                  tSsSFB[(None, state.index)], tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
                     mainloop.producer_commit(state)
                     state.advance()
             unit += sched.stride
@@ -469,12 +559,12 @@ class Fp8GemmSm90:
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma,
-        sA: cute.Tensor, sB: cute.Tensor, sSFA: cute.Tensor, mSFB_nk: cute.Tensor,
+        sA: cute.Tensor, sB: cute.Tensor, sSFA: cute.Tensor, sSFB, mSFB_nk: cute.Tensor,
         tma_atom_d: cute.CopyAtom, mD_mn: cute.Tensor, d_real: cute.Tensor, sD: cute.Tensor,
         math_tidx: Int32,
         warp_idx: Int32,
     ):
-        """Math role: WGMMA per K block, promotion, and the bf16 TMA-store epilogue per tile."""
+        """Math role: WGMMA per K block, promotion, and the TMA-store epilogue per tile."""
         bM, bN, bK = self.tile_shape_mnk
         # Operand fragments come from the warpgroup's slice (smem descriptors are per warpgroup);
         # anything read by value per accumulator element needs the per-thread slice.
@@ -496,35 +586,48 @@ class Fp8GemmSm90:
             ))
             for w in range(self.num_waves)
         ]
+        # per-row B scales: the (wave_m, bN, stages) SFB seen as C -> (MMA, MMA_M, MMA_N, stages),
+        # the same for every wave (the columns do not change)
+        tCsSFB, tCrSFB = None, None
+        if cutlass.const_expr(self.sfb_per_row):
+            tCsSFB = thr_mma.partition_C(cute.make_tensor(
+                sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
+            ))
         # (bM, bN, RestM, RestN[, G])
         gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
         acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
         accs = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
         partial = cute.make_rmem_tensor(acc_shape, Float32)
         tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
+        if cutlass.const_expr(self.sfb_per_row):
+            tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)
         chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
         candidates = split_candidates(bN)
 
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
         num_tiles_done = Int32(0)
-        sched = self.make_scheduler(mD_mn, group_info)
+        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info)
         unit = sched.first_unit()
         num_units = sched.num_units()
         while unit < num_units:
             tile = sched.tile(unit)
-            if tile.is_valid:
+            # Accumulating, a tile with no K block (an empty k-grouped expert) would add zeros.
+            has_work = tile.is_valid
+            if cutlass.const_expr(self.accumulate):
+                has_work = tile.num_k_blocks > 0
+            if has_work:
                 self.mma_tile(
-                    tile, num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA,
-                    tCrSFA, accs, partial, mSFB_nk, chunk_cols, candidates,
+                    tile, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
+                    tCsSFB, tCrSFB, accs, partial, mSFB_nk, chunk_cols, candidates,
                 )
-                k_blocks_done += num_k_blocks
+                k_blocks_done += tile.num_k_blocks
                 d_coord = (None, None, tile.m_block, tile.n_block)
-                if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_MASKED):
+                if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
                     d_coord = d_coord + (tile.expert,)
                 gD_tile = gD[d_coord]
                 gD_real_tile = gD_tile
-                if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                if cutlass.const_expr(self.m_grouped):
                     gD_real_tile = self.real_tile(d_real, tile)
                 self.epilogue(
                     accs, tiled_mma, tma_atom_d, gD_tile, sD, store, num_tiles_done, math_tidx,
@@ -536,9 +639,9 @@ class Fp8GemmSm90:
 
     @cute.jit
     def mma_tile(
-        self, tile, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
-        tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list,
-        tCrSFA: list, accs: list, partial: cute.Tensor, mSFB_nk: cute.Tensor,
+        self, tile, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
+        tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
+        tCsSFB, tCrSFB, accs: list, partial: cute.Tensor, mSFB_nk: cute.Tensor,
         chunk_cols: cutlass.Constexpr, candidates: cutlass.Constexpr,
     ):
         """All K blocks of one tile into ``accs`` (one accumulator per 128-row wave).
@@ -550,36 +653,45 @@ class Fp8GemmSm90:
         (BLOCK_N = 96, 112, 144, 160, 192), we branch *once per tile* into a K loop compiled for that
         column (DeepGEMM's ``num_former_iters`` dispatch). Branching per K block instead (one
         warp-uniform test per candidate) made 112-wide tiles 25-33% slower than 128-wide ones.
+        Per-row B scales (one per column) need no dispatch.
         """
-        bN = self.block_n
-        num_scale_n = mSFB_nk.shape[0]
-        first_col = tile.n_block * bN
-        # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
-        scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
-        scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
-        # (Nb, Kb) scales of this tile's expert
-        sfb_coord = (None, None)
-        if cutlass.const_expr(self.kind != GemmKind.NORMAL):
-            sfb_coord = sfb_coord + (tile.expert,)
-        mSFB = mSFB_nk[sfb_coord]
-        args = (num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA, accs,
-                partial, mSFB, scale_n0, scale_n1, chunk_cols)
-        split_col = self._split_column(first_col)
-        if cutlass.const_expr(isinstance(split_col, int)):
-            self.k_loop(*args, split_col)
+        args = (tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
+                tCsSFB, tCrSFB, accs, partial)
+        if cutlass.const_expr(self.sfb_per_row):
+            self.k_loop(*args, None, Int32(0), Int32(0), chunk_cols, None)
         else:
-            for c in cutlass.range_constexpr(len(candidates)):
-                if split_col == candidates[c]:
-                    self.k_loop(*args, candidates[c])
+            bN = self.block_n
+            num_scale_n = mSFB_nk.shape[0]
+            first_col = tile.n_block * bN
+            # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
+            scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
+            scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
+            # (Nb, Kb) scales of this tile's expert
+            sfb_coord = (None, None)
+            if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+                sfb_coord = sfb_coord + (tile.expert,)
+            mSFB = mSFB_nk[sfb_coord]
+            args = args + (mSFB, scale_n0, scale_n1, chunk_cols)
+            split_col = self._split_column(first_col)
+            if cutlass.const_expr(isinstance(split_col, int)):
+                self.k_loop(*args, split_col)
+            else:
+                for c in cutlass.range_constexpr(len(candidates)):
+                    if split_col == candidates[c]:
+                        self.k_loop(*args, candidates[c])
 
     @cute.jit
     def k_loop(
         self, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        accs: list, partial: cute.Tensor, mSFB: cute.Tensor, scale_n0: Int32, scale_n1: Int32,
+        tCsSFB, tCrSFB, accs: list, partial: cute.Tensor, mSFB, scale_n0: Int32, scale_n1: Int32,
         chunk_cols: cutlass.Constexpr, split_col: cutlass.Constexpr,
     ):
-        """The mainloop of one tile: per K block and wave, WGMMA into ``partial``, then promote."""
+        """The mainloop of one tile: per K block and wave, WGMMA into ``partial``, then promote.
+
+        Block B scales come from global memory (``mSFB``, the tile's two scale blocks ``scale_n0``
+        and ``scale_n1``, split at ``split_col``); per-row B scales from the stage (``tCsSFB``).
+        """
         num_mma_k = cute.size(tCrA[0], mode=[2])
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
         state = pipeline.PipelineState(
@@ -590,12 +702,16 @@ class Fp8GemmSm90:
         # NOTES: the B scales are loaded one K block ahead: a global load issued right before the
         # wait stalled the WGMMA issue of wave 0 (the compiler places the scale products between
         # the WGMMAs).
-        sfb_first = mSFB[scale_n0, 0]
-        sfb_second = mSFB[scale_n1, 0]
+        sfb_first, sfb_second = Float32(0.0), Float32(0.0)
+        if cutlass.const_expr(not self.sfb_per_row):
+            sfb_first = mSFB[scale_n0, 0]
+            sfb_second = mSFB[scale_n1, 0]
         for k_block in range(num_k_blocks):
-            next_k_block = cutlass.min(k_block + 1, num_k_blocks - 1)
-            sfb_first_next = mSFB[scale_n0, next_k_block]
-            sfb_second_next = mSFB[scale_n1, next_k_block]
+            sfb_first_next, sfb_second_next = sfb_first, sfb_second
+            if cutlass.const_expr(not self.sfb_per_row):
+                next_k_block = cutlass.min(k_block + 1, num_k_blocks - 1)
+                sfb_first_next = mSFB[scale_n0, next_k_block]
+                sfb_second_next = mSFB[scale_n1, next_k_block]
             mainloop.consumer_wait(state)
             # NOTES: this stage's row scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
@@ -604,6 +720,10 @@ class Fp8GemmSm90:
                 tCsSFA_stage = tCsSFA[w][(None, None, None, state.index)]
                 for i in cutlass.range_constexpr(cute.size(tCrSFA[w])):
                     tCrSFA[w][i] = tCsSFA_stage[i]
+            if cutlass.const_expr(self.sfb_per_row):
+                tCsSFB_stage = tCsSFB[(None, None, None, state.index)]
+                for i in cutlass.range_constexpr(cute.size(tCrSFB)):
+                    tCrSFB[i] = tCsSFB_stage[i]
             for w in cutlass.range_constexpr(self.num_waves):
                 warpgroup.fence()
                 for kk in cutlass.range_constexpr(num_mma_k):
@@ -621,7 +741,10 @@ class Fp8GemmSm90:
                 # while we promote.
                 if cutlass.const_expr(w == self.num_waves - 1):
                     mainloop.consumer_release(state)
-                promote(accs[w], partial, tCrSFA[w], sfb_first, sfb_second, split_col, chunk_cols)
+                if cutlass.const_expr(self.sfb_per_row):
+                    promote_per_column(accs[w], partial, tCrSFA[w], tCrSFB)
+                else:
+                    promote(accs[w], partial, tCrSFA[w], sfb_first, sfb_second, split_col, chunk_cols)
             state.advance()
             sfb_first = sfb_first_next
             sfb_second = sfb_second_next
@@ -651,7 +774,8 @@ class Fp8GemmSm90:
         row0: Int32,
         group_info: cute.Tensor,
     ):
-        """bf16 conversion, stmatrix into swizzled smem, TMA store of each ``epi_tile`` piece.
+        """Conversion to D's type, stmatrix (bf16) or plain stores (fp32) into swizzled smem, TMA
+        store (or reduce-add) of each ``epi_tile`` piece.
 
         With a buffer per piece (:attr:`whole_tile_epilogue`) all pieces are written, then stored;
         otherwise the pieces go through a ring of buffers one at a time.
@@ -661,8 +785,10 @@ class Fp8GemmSm90:
         edge, so such a tile is stored by the math threads with per-row predicates instead.
         """
         d_dtype = sD.element_type
+        # stmatrix for bf16, plain stores for fp32; the 16-bit stmatrix atom only fixes which
+        # accumulator values each thread writes (the same for both).
         copy_atom_r2s = sm90_utils.get_smem_store_op(LayoutEnum.ROW_MAJOR, d_dtype, Float32)
-        copy_atom_c = cute.make_copy_atom(cute.nvgpu.warp.StMatrix8x8x16bOp(False, 4), d_dtype)
+        copy_atom_c = cute.make_copy_atom(cute.nvgpu.warp.StMatrix8x8x16bOp(False, 4), cutlass.BFloat16)
         tiled_copy_r2s = cute.make_tiled_copy_S(copy_atom_r2s, cute.make_tiled_copy_C_atom(copy_atom_c, tiled_mma))
         thr_copy_r2s = tiled_copy_r2s.get_slice(math_tidx)
         # (R2S, R2S_M, R2S_N, 2)
@@ -730,7 +856,7 @@ class Fp8GemmSm90:
         """Store one staged piece: by TMA from the store warp, or (a grouped tile with rows that
         must not be written) by every math thread with per-row predicates."""
         piece_coord = pieces_layout.get_hier_coord(piece)
-        if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+        if cutlass.const_expr(self.m_grouped):
             if rows < self.block_m:
                 self.store_piece_predicated(
                     sD[(None, None, buffer)], gD_real_tile, piece_coord, rows, row0, group_info, math_tidx
