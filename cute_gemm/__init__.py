@@ -5,6 +5,7 @@ Public API::
     fp8_gemm_nt((a, sfa), (b, sfb), d)      # d[m, n] bf16 = (a * sfa) @ (b * sfb)^T
     fp8_gemm_nt((a, sfa), (b, sfb), d, c=d)  # training: d fp32 += ..., sfb 128x128 or 1x128
     k_grouped_fp8_gemm_nt_contiguous((a, sfa), (b, sfb), d, ks, c)    # MoE wgrad, experts along K
+    bf16_gemm_nt(a, b, d, c=None), m_grouped_bf16_gemm_nt_contiguous / _masked  # no scales
     m_grouped_fp8_gemm_nt_contiguous((a, sfa), (b, sfb), d, m_indices)     # MoE, experts along M
     m_grouped_fp8_gemm_nt_masked((a, sfa), (b, sfb), d, masked_m, expected_m)  # MoE decoding
     per_token_cast_to_fp8, per_block_cast_to_fp8, get_mn_major_tma_aligned_tensor, calc_diff
@@ -16,6 +17,11 @@ from cute_gemm.api import (
     k_grouped_fp8_gemm_nt_contiguous,
     m_grouped_fp8_gemm_nt_contiguous,
     m_grouped_fp8_gemm_nt_masked,
+)
+from cute_gemm.api_bf16 import (
+    bf16_gemm_nt,
+    m_grouped_bf16_gemm_nt_contiguous,
+    m_grouped_bf16_gemm_nt_masked,
 )
 from cute_gemm.device import get_num_sms, set_num_sms
 from cute_gemm.moe import get_m_alignment_for_contiguous_layout
@@ -29,6 +35,9 @@ from cute_gemm.quant import (
 __all__ = [
     "fp8_gemm_nt",
     "k_grouped_fp8_gemm_nt_contiguous",
+    "bf16_gemm_nt",
+    "m_grouped_bf16_gemm_nt_contiguous",
+    "m_grouped_bf16_gemm_nt_masked",
     "m_grouped_fp8_gemm_nt_contiguous",
     "m_grouped_fp8_gemm_nt_masked",
     "per_token_cast_to_fp8",

@@ -324,9 +324,9 @@ def _check_output(name, d, rank):
 
 def _check_variant(config, variant: heuristics.Variant):
     """A forced config must build the kernel the call needs."""
-    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate)
+    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype)
     if have != variant:
-        raise ValueError(f"config must have (b_scale_rows, out_dtype, accumulate) = {tuple(variant)} "
+        raise ValueError(f"config must have (b_scale_rows, out_dtype, accumulate, ab_dtype) = {tuple(variant)} "
                          f"for these arguments, got {tuple(have)}")
 
 

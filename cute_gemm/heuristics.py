@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
-from layouts.tiles import BLOCK_K, check_tile, scale_split_is_static
+from layouts.tiles import BF16_BLOCK_K, BLOCK_K, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
 
 
@@ -39,6 +39,11 @@ class Variant(NamedTuple):
     b_scale_rows: int = 128
     out_dtype: str = "bf16"
     accumulate: bool = False
+    ab_dtype: str = "fp8"
+
+    @property
+    def block_k(self) -> int:
+        return BLOCK_K if self.ab_dtype == "fp8" else BF16_BLOCK_K
 
 
 INFERENCE = Variant()
@@ -79,10 +84,10 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
     fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3).
     """
-    smem_variant = (variant.b_scale_rows, variant.out_dtype)
+    smem_variant = (variant.b_scale_rows, variant.out_dtype, variant.ab_dtype)
     whole = whole_tile_epilogue_stages(block_m, block_n, *smem_variant)
     most = max_stages(block_m, block_n, *smem_variant)
-    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, BLOCK_K) <= LONG_K_BLOCKS)):
+    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, variant.block_k) <= LONG_K_BLOCKS)):
         return min(whole, most)
     return most
 
@@ -134,7 +139,7 @@ def candidates(
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best first."""
     out = []
-    num_k_blocks = ceil_div(k, BLOCK_K)
+    num_k_blocks = ceil_div(k, variant.block_k)
     block_ms = (block_m,) if block_m else block_m_candidates(m)
     if variant.b_scale_rows == 1:  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
@@ -176,7 +181,8 @@ def choose_k_grouped_config(
 
 @functools.lru_cache(maxsize=4096)
 def choose_grouped_config(
-    kind: GemmKind, rows_per_group: int, num_groups: int, n: int, k: int, num_sms: int
+    kind: GemmKind, rows_per_group: int, num_groups: int, n: int, k: int, num_sms: int,
+    variant: Variant = INFERENCE,
 ) -> GemmConfig:
     """Configuration of a grouped GEMM: the dense rule applied to all experts' rows together.
 
@@ -185,7 +191,8 @@ def choose_grouped_config(
     """
     block_m = 64 if rows_per_group <= 64 else 128
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
-    return _config(candidates(rows, n, k, num_sms, block_m)[0], k, INFERENCE, kind=kind)
+    best = candidates(rows, n, k, num_sms, block_m, variant=variant)[0]
+    return _config(best, k, variant, kind=kind)
 
 
 def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> str:
@@ -194,7 +201,7 @@ def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) 
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate)
+    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype)
     ranked = candidates(m, n, k, num_sms, variant=variant)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(

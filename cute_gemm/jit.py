@@ -23,6 +23,7 @@ import cutlass.cute as cute  # noqa: E402
 from cutlass.cute.runtime import make_fake_stream, make_fake_tensor  # noqa: E402
 
 from cute_gemm import cache  # noqa: E402
+from cute_gemm.kernels.bf16_gemm_sm90 import Bf16GemmSm90  # noqa: E402
 from cute_gemm.kernels.fp8_gemm_sm90 import OUT_DTYPES, Fp8GemmSm90  # noqa: E402
 from schedulers.raster import GemmKind  # noqa: E402
 
@@ -34,7 +35,9 @@ class GemmConfig(NamedTuple):
     """Everything static about one FP8 GEMM kernel.
 
     ``b_scale_rows``: 128 (B scaled per 128x128 block) or 1 (per row per 128 K, the training
-    recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only).
+    recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only);
+    ``ab_dtype``: "fp8" (scaled, :class:`Fp8GemmSm90`) or "bf16" (no scales, BLOCK_K = 64,
+    :class:`Bf16GemmSm90`).
     """
 
     block_m: int
@@ -48,6 +51,11 @@ class GemmConfig(NamedTuple):
     b_scale_rows: int = 128
     out_dtype: str = "bf16"
     accumulate: bool = False
+    ab_dtype: str = "fp8"
+
+    @property
+    def block_k(self) -> int:
+        return 128 if self.ab_dtype == "fp8" else 64
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"
@@ -57,9 +65,9 @@ class GemmConfig(NamedTuple):
             variant = f" B scales 1x128 (per row)" if self.b_scale_rows == 1 else ""
             variant += f" out={self.out_dtype}" + (" accumulate" if self.accumulate else "")
         return (
-            f"BLOCK_M={self.block_m} BLOCK_N={self.block_n} BLOCK_K=128 stages={self.stages} "
-            f"cluster={self.cluster_m}x{self.cluster_n} raster={self.raster_group} along {order}"
-            f"{kind}{variant}"
+            f"{'BF16 ' if self.ab_dtype == 'bf16' else ''}BLOCK_M={self.block_m} BLOCK_N={self.block_n} "
+            f"BLOCK_K={self.block_k} stages={self.stages} cluster={self.cluster_m}x{self.cluster_n} "
+            f"raster={self.raster_group} along {order}{kind}{variant}"
         )
 
 
@@ -67,16 +75,17 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     """Fake tensors with symbolic shapes for one configuration: one compile serves every shape.
 
     Shared symbols make the compiled function check at call time that A, D and SFA agree on M, etc.
-    Divisibility hints keep the 16-byte TMA paths: K % 16 (fp8 rows), N % 8 (bf16 rows; fp32 rows
-    need N % 4), SFA's column stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors, SFB
+    Divisibility hints keep the 16-byte TMA paths: K % 16 (fp8 rows; bf16 operands: K % 8), N % 8
+    (bf16 rows; fp32 rows need N % 4), SFA's column stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors, SFB
     ``(N/128, Kb)`` K-major or, with per-row B scales, ``(N, Kb)`` N-major like SFA. Contiguous: B
     and SFB gain an expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an
     expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. K-grouped: A, B, SFA and SFB
     are 2-D over the stacked K, D has an expert mode, ``ks (G,)`` follows.
     """
     kind = config.kind
+    bf16_operands = config.ab_dtype == "bf16"
     m, n = cute.sym_int(symbol="m"), cute.sym_int(symbol="n")
-    k = cute.sym_int(divisibility=16, symbol="k")
+    k = cute.sym_int(divisibility=8 if config.ab_dtype == "bf16" else 16, symbol="k")
     kb, nb = cute.sym_int(symbol="k_blocks"), cute.sym_int(symbol="n_blocks")
     g = cute.sym_int(symbol="groups")
     fp8, f32, i32 = cutlass.Float8E4M3FN, cutlass.Float32, cutlass.Int32
@@ -96,23 +105,25 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     masked = kind == GemmKind.M_GROUPED_MASKED
     m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
     out_dtype = OUT_DTYPES[config.out_dtype]
-    a = row_major(fp8, m, k, 16, masked)
-    b = row_major(fp8, n, k, 16, m_grouped)
+    ab, ab_row_div = (cutlass.BFloat16, 8) if bf16_operands else (fp8, 16)
+    a = row_major(ab, m, k, ab_row_div, masked)
+    b = row_major(ab, n, k, ab_row_div, m_grouped)
     d = row_major(out_dtype, m, n, 128 // out_dtype.width, masked or kind == GemmKind.K_GROUPED)
     sfa = m_major(m, kb, masked)
     if config.b_scale_rows == 1:
         sfb = m_major(n, kb, False)
     else:
         sfb = row_major(f32, nb, kb, 1, m_grouped, align=4)
+    tensors = (a, b, d) if bf16_operands else (a, b, d, sfa, sfb)
     if kind == GemmKind.NORMAL:
-        return a, b, d, sfa, sfb
+        return tensors
     info_len = g if kind != GemmKind.M_GROUPED_CONTIGUOUS else m
-    return a, b, d, sfa, sfb, make_fake_tensor(i32, (info_len,), stride=(1,), assumed_align=4)
+    return tensors + (make_fake_tensor(i32, (info_len,), stride=(1,), assumed_align=4),)
 
 
 def compile_fp8_gemm(config: GemmConfig, extra_options: str = ""):
     """Compile one configuration for sm_90a (no GPU needed). Returns ``(compiled_fn, kernel)``."""
-    kernel = Fp8GemmSm90(*config)
+    kernel = (Bf16GemmSm90 if config.ab_dtype == "bf16" else Fp8GemmSm90)(*config)
     entry = kernel if config.kind == GemmKind.NORMAL else kernel.grouped
     with warnings.catch_warnings():
         # NOTES: the promotion stage unrolls over the whole accumulator on purpose (register

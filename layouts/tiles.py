@@ -12,7 +12,13 @@ from __future__ import annotations
 import math
 
 BLOCK_K = 128
-"""K depth of one tile; equal to the scale-block width so each K tile is promoted once."""
+"""K depth of one FP8 tile; equal to the scale-block width so each K tile is promoted once."""
+
+BF16_BLOCK_K = 64
+"""K depth of one bf16 tile (the BF16 GEMMs, no scales): the same 128-byte rows as FP8."""
+
+ROW_BYTES = 128
+"""Bytes of one operand row of a K tile (the 128-byte swizzle atom's width)."""
 
 SCALE_BLOCK = 128
 """Width of a scale block: A has one scale per row per 128 K; B one per 128x128 block."""

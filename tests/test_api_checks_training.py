@@ -153,3 +153,44 @@ def test_valid_k_grouped_stops_at_the_device_check(variant):
         t["c"] = t["d"]
     with pytest.raises(ValueError, match="^a must be a CUDA tensor"):
         call_k_grouped(t)
+
+
+def bf16_dense():
+    return dict(a=torch.zeros(M, K - 16, dtype=torch.bfloat16), b=torch.zeros(N, K - 16, dtype=torch.bfloat16),
+                d=torch.full((M, N), 7.0, dtype=torch.bfloat16), c=None)
+
+
+BF16_CASES = [
+    ("a-fp8", _set(a=lambda t: t["a"].to(FP8)), TypeError, "a"),
+    ("b-fp32", _set(b=lambda t: t["b"].float()), TypeError, "b"),
+    ("d-fp16", _set(d=lambda t: t["d"].half()), TypeError, "d"),
+    ("k-not-multiple-of-8", _set(a=lambda t: t["a"][:, :-4], b=lambda t: t["b"][:, :-4]), ValueError, "k"),
+    ("b-k", _set(b=lambda t: torch.zeros(N, K, dtype=torch.bfloat16)), ValueError, "b"),
+    ("c-with-bf16-d", _set(c=lambda t: torch.zeros(M, N)), TypeError, "d"),
+    ("d-shape", _set(d=lambda t: torch.zeros(M, N + 8, dtype=torch.bfloat16)), ValueError, "d"),
+]
+
+
+@pytest.mark.parametrize("mutate,exc,name", [c[1:] for c in BF16_CASES], ids=[c[0] for c in BF16_CASES])
+def test_bad_bf16_argument(mutate, exc, name):
+    t = mutate(bf16_dense())
+    d_before = t["d"].clone()
+    with pytest.raises(exc) as info:
+        cute_gemm.bf16_gemm_nt(t["a"], t["b"], t["d"], c=t["c"])
+    assert str(info.value).startswith(name), str(info.value)
+    assert torch.equal(t["d"], d_before)
+
+
+def test_bf16_grouped_checks():
+    a = torch.zeros(256, 512, dtype=torch.bfloat16)
+    with pytest.raises(TypeError, match="^b must have dtype"):
+        cute_gemm.m_grouped_bf16_gemm_nt_contiguous(a, torch.zeros(2, 64, 512).to(FP8), torch.zeros(256, 64, dtype=torch.bfloat16),
+                                                    torch.zeros(256, dtype=torch.int32))
+    with pytest.raises(ValueError, match="^expected_m"):
+        cute_gemm.m_grouped_bf16_gemm_nt_masked(a.view(2, 128, 512), torch.zeros(2, 64, 512, dtype=torch.bfloat16),
+                                                torch.zeros(2, 128, 64, dtype=torch.bfloat16),
+                                                torch.zeros(2, dtype=torch.int32), 0)
+    with pytest.raises(ValueError, match="^a must be a CUDA tensor"):
+        cute_gemm.m_grouped_bf16_gemm_nt_masked(a.view(2, 128, 512), torch.zeros(2, 64, 512, dtype=torch.bfloat16),
+                                                torch.zeros(2, 128, 64, dtype=torch.bfloat16),
+                                                torch.zeros(2, dtype=torch.int32), 32)

@@ -43,10 +43,19 @@ CONFIGS += [
     for bm, bn in ((256, 128), (128, 160), (64, 112))
     for acc in (True, False)
 ] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
+BF16 = dict(ab_dtype="bf16")
+CONFIGS += [
+    GemmConfig(bm, bn, max_stages(bm, bn, **BF16), **BF16) for bm, bn in legal_tiles()
+] + [
+    GemmConfig(bm, bn, max_stages(bm, bn, **BF16), kind=kind, **BF16)
+    for bm, bn in ((128, 128), (64, 112))
+    for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+] + [GemmConfig(128, 128, max_stages(128, 128, out_dtype="fp32", **BF16), out_dtype="fp32", accumulate=True, **BF16)]
 
 
 def _config_id(c):
     variant = "" if c.b_scale_rows == 128 else "-sfb1x128"
+    variant += "" if c.ab_dtype == "fp8" else f"-{c.ab_dtype}"
     variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 
@@ -63,10 +72,13 @@ def test_no_register_spills(report):
 
 def test_tensor_core_and_tma_instructions(report):
     o = report.opcodes
-    # One K block = 4 x wgmma m64nNk32 (BLOCK_K = 128 = 4 x 32) per 128-row wave.
+    # One K block = 4 x wgmma m64nNk32 (FP8, BLOCK_K = 128) or m64nNk16 (BF16, BLOCK_K = 64) per
+    # 128-row wave.
     waves = max(1, report.config.block_m // 128)
-    assert o["QGMMA"] >= 4 * waves and o["QGMMA"] % 4 == 0, report.summary()
-    assert o["UTMALDG"] >= (4 if report.config.b_scale_rows == 1 else 3), report.summary()  # A, B, SFA (SFB)
+    mma = "QGMMA" if report.config.ab_dtype == "fp8" else "HGMMA"
+    assert o[mma] >= 4 * waves and o[mma] % 4 == 0, report.summary()
+    loads = {"bf16": 2, "fp8": 4 if report.config.b_scale_rows == 1 else 3}[report.config.ab_dtype]
+    assert o["UTMALDG"] >= loads, report.summary()  # A, B (SFA, SFB)
     if report.config.cluster_m * report.config.cluster_n > 1:
         assert any(op.startswith("UTMALDG") for op in o) and ".MULTICAST" in report.sass
     store = "UTMAREDG" if report.config.accumulate else "UTMASTG"  # reduce-add or plain TMA store
@@ -75,6 +87,9 @@ def test_tensor_core_and_tma_instructions(report):
 
 
 def test_promotion_reads_per_thread_scales(report):
+    if report.config.ab_dtype == "bf16":
+        assert report.opcodes["FFMA"] == 0, report.summary()  # no promotion
+        return
     # The only shared-memory loads are the promotion stage's SFA (and SFB) reads. A warp-uniform address
     # ([URx]) would mean every thread reads the same rows: the silent wrong-scale bug.
     lds = [line for line in report.sass.splitlines() if re.search(r"\bLDS(\.\w+)*\s", line)]

@@ -32,17 +32,27 @@ OUT_DTYPES = {"bf16": cutlass.BFloat16, "fp32": Float32}
 """Output element types by name (``GemmConfig.out_dtype``)."""
 
 
-def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128) -> int:
-    """Bytes TMA brings in per pipeline stage: A and B tiles (1 B per fp8), BLOCK_M fp32 A scales,
-    and with per-row B scales BLOCK_N fp32 B scales."""
+def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
+    """Bytes TMA brings in per pipeline stage: A and B tiles (128-byte rows: BLOCK_K = 128 fp8 or 64
+    bf16), and for fp8 BLOCK_M fp32 A scales and, with per-row B scales, BLOCK_N fp32 B scales."""
+    operands = (block_m + block_n) * tiles.ROW_BYTES
+    if ab_dtype == "bf16":
+        return operands
     sfb_bytes = block_n * 4 if b_scale_rows == 1 else 0
-    return (block_m + block_n) * tiles.BLOCK_K + block_m * 4 + sfb_bytes
+    return operands + block_m * 4 + sfb_bytes
 
 
-def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128) -> int:
+def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
     """Shared memory of one pipeline stage: :func:`_stage_bytes` with the SFB stage 128-byte aligned."""
-    padding = scale_layouts.sfb_stage_floats(block_n) - block_n if b_scale_rows == 1 else 0
-    return _stage_bytes(block_m, block_n, b_scale_rows) + padding * 4
+    per_row_sfb = b_scale_rows == 1 and ab_dtype == "fp8"
+    padding = scale_layouts.sfb_stage_floats(block_n) - block_n if per_row_sfb else 0
+    return _stage_bytes(block_m, block_n, b_scale_rows, ab_dtype) + padding * 4
+
+
+def _fixed_bytes(ab_dtype: str) -> int:
+    """Shared memory besides stages and epilogue: barriers, alignment, and for bf16 the 128-byte
+    scale buffer it does not use."""
+    return BARRIER_BYTES + (128 if ab_dtype == "bf16" else 0)
 
 
 def _piece_bytes(block_m: int, block_n: int, out_dtype: str = "bf16") -> int:
@@ -57,45 +67,54 @@ def epilogue_pieces(block_m: int, block_n: int) -> int:
     return (block_m // epi_m) * (block_n // epi_n)
 
 
-# The plain-Python shared-memory budget below takes the variant as ``b_scale_rows`` (128 or 1) and
-# ``out_dtype`` ("bf16" or "fp32"), the GemmConfig fields of the same names.
+# The plain-Python shared-memory budget below takes the variant as ``b_scale_rows`` (128 or 1),
+# ``out_dtype`` ("bf16" or "fp32") and ``ab_dtype`` ("fp8" or "bf16"), the GemmConfig fields of the
+# same names.
 
 
 def epilogue_buffers(
-    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16",
+    ab_dtype: str = "fp8",
 ) -> int:
     """Epilogue pieces staged in shared memory at once: the whole tile when it fits beside the
     mainloop stages, else as many as fit (at least 2, a ring)."""
-    free = SMEM_CAPACITY - BARRIER_BYTES - stages * _stage_smem_bytes(block_m, block_n, b_scale_rows)
+    stage = _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
+    free = SMEM_CAPACITY - _fixed_bytes(ab_dtype) - stages * stage
     fit = free // _piece_bytes(block_m, block_n, out_dtype)
     return min(epilogue_pieces(block_m, block_n), max(MIN_EPILOGUE_BUFFERS, fit))
 
 
 def shared_memory_bytes(
-    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+    block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16",
+    ab_dtype: str = "fp8",
 ) -> int:
     """Upper bound of the kernel's shared memory for a configuration (plain Python)."""
-    buffers = epilogue_buffers(block_m, block_n, stages, b_scale_rows, out_dtype)
-    return (stages * _stage_smem_bytes(block_m, block_n, b_scale_rows)
-            + buffers * _piece_bytes(block_m, block_n, out_dtype) + BARRIER_BYTES)
+    buffers = epilogue_buffers(block_m, block_n, stages, b_scale_rows, out_dtype, ab_dtype)
+    return (stages * _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
+            + buffers * _piece_bytes(block_m, block_n, out_dtype) + _fixed_bytes(ab_dtype))
 
 
-def _stages_beside(block_m: int, block_n: int, pieces: int, b_scale_rows: int, out_dtype: str) -> int:
+def _stages_beside(
+    block_m: int, block_n: int, pieces: int, b_scale_rows: int, out_dtype: str, ab_dtype: str
+) -> int:
     """Most pipeline stages that fit in 227 KB of shared memory beside ``pieces`` epilogue pieces."""
-    fixed = BARRIER_BYTES + pieces * _piece_bytes(block_m, block_n, out_dtype)
-    return (SMEM_CAPACITY - fixed) // _stage_smem_bytes(block_m, block_n, b_scale_rows)
+    fixed = _fixed_bytes(ab_dtype) + pieces * _piece_bytes(block_m, block_n, out_dtype)
+    return (SMEM_CAPACITY - fixed) // _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
 
 
 def whole_tile_epilogue_stages(
-    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16"
+    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8"
 ) -> int:
     """Most pipeline stages that leave room to stage every epilogue piece of the tile at once."""
-    return _stages_beside(block_m, block_n, epilogue_pieces(block_m, block_n), b_scale_rows, out_dtype)
+    pieces = epilogue_pieces(block_m, block_n)
+    return _stages_beside(block_m, block_n, pieces, b_scale_rows, out_dtype, ab_dtype)
 
 
-def max_stages(block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16") -> int:
+def max_stages(
+    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8"
+) -> int:
     """Most pipeline stages that fit beside two epilogue pieces (a ring)."""
-    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS, b_scale_rows, out_dtype)
+    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS, b_scale_rows, out_dtype, ab_dtype)
 
 
 class Fp8GemmSm90:
@@ -139,6 +158,10 @@ class Fp8GemmSm90:
     between them.
     """
 
+    AB_DTYPE = "fp8"
+    """Operand type; :class:`cute_gemm.kernels.bf16_gemm_sm90.Bf16GemmSm90` reuses every role with
+    bf16 operands and no scales."""
+
     def __init__(
         self,
         block_m: int,
@@ -152,7 +175,10 @@ class Fp8GemmSm90:
         b_scale_rows: int = 128,
         out_dtype: str = "bf16",
         accumulate: bool = False,
+        ab_dtype: str = "fp8",
     ):
+        if ab_dtype != self.AB_DTYPE:
+            raise ValueError(f"{type(self).__name__} takes ab_dtype={self.AB_DTYPE!r}, got {ab_dtype!r}")
         tiles.check_tile(block_m, block_n, b_scale_rows)
         if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
             raise ValueError(f"cluster (m, n) must be (1, 1), (2, 1) or (1, 2), got {(cluster_m, cluster_n)}")
@@ -172,7 +198,7 @@ class Fp8GemmSm90:
             raise ValueError("the m-grouped kinds take 128x128 B scales and a bf16 output")
         if self.kind == GemmKind.K_GROUPED and (b_scale_rows, out_dtype) != (1, "fp32"):
             raise ValueError("the k-grouped kind takes per-row (1x128) B scales and an fp32 output")
-        variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype)
+        variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype, ab_dtype=ab_dtype)
         if not 2 <= stages <= max_stages(block_m, block_n, **variant):
             raise ValueError(
                 f"stages must be in [2, {max_stages(block_m, block_n, **variant)}] for a "
@@ -180,12 +206,18 @@ class Fp8GemmSm90:
             )
         self.block_m, self.block_n, self.stages = block_m, block_n, stages
         self.b_scale_rows, self.out_dtype, self.accumulate = b_scale_rows, out_dtype, accumulate
-        self.sfb_per_row = b_scale_rows == 1
+        self.scaled = ab_dtype == "fp8"
+        self.sfb_per_row = self.scaled and b_scale_rows == 1
+        if self.sfb_per_row and cluster_m > 1 and (block_n // cluster_m) % scale_layouts.SMEM_ALIGN_FLOATS:
+            # Each CTA of the pair loads half of the tile's B scales and multicasts it: the half
+            # must start 128-byte aligned in shared memory.
+            raise ValueError(f"per-row B scales with a {cluster_m}-CTA cluster along M need block_n a "
+                             f"multiple of {cluster_m * scale_layouts.SMEM_ALIGN_FLOATS}, got {block_n}")
         self.m_grouped = m_grouped
         # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
         self.cluster_mn = (cluster_m, cluster_n)
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
-        self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K)
+        self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K if self.scaled else tiles.BF16_BLOCK_K)
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
         # NOTES: when every piece of the tile has its own smem buffer, the epilogue waits once for
         # the previous tile's stores and syncs the math warps twice per tile; a ring of fewer
@@ -268,9 +300,12 @@ class Fp8GemmSm90:
         tma_atom_b, tma_b = cpasync.make_tiled_tma_atom(
             self._g2s_op(cm), b, cute.slice_(b_smem_layout, (None, None, 0)), (bN, bK), num_multicast=cm
         )
-        tma_atom_sfa, tma_sfa = cpasync.make_tiled_tma_atom(
-            self._g2s_op(cn), sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1), num_multicast=cn
-        )
+        tma_atom_sfa, tma_sfa = None, None
+        if cutlass.const_expr(self.scaled):
+            tma_atom_sfa, tma_sfa = cpasync.make_tiled_tma_atom(
+                self._g2s_op(cn), sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1),
+                num_multicast=cn,
+            )
         # Per-row B scales travel with B (shared along M, like B).
         tma_atom_sfb, tma_sfb = None, None
         if cutlass.const_expr(self.sfb_per_row):
@@ -361,7 +396,8 @@ class Fp8GemmSm90:
         if warp_idx == 0:
             cpasync.prefetch_descriptor(tma_atom_a)
             cpasync.prefetch_descriptor(tma_atom_b)
-            cpasync.prefetch_descriptor(tma_atom_sfa)
+            if cutlass.const_expr(self.scaled):
+                cpasync.prefetch_descriptor(tma_atom_sfa)
             if cutlass.const_expr(self.sfb_per_row):
                 cpasync.prefetch_descriptor(tma_atom_sfb)
             cpasync.prefetch_descriptor(tma_atom_d)
@@ -378,7 +414,9 @@ class Fp8GemmSm90:
         sA = storage.sA.get_tensor(a_smem_layout.outer, swizzle=a_smem_layout.inner)
         sB = storage.sB.get_tensor(b_smem_layout.outer, swizzle=b_smem_layout.inner)
         sD = storage.sD.get_tensor(epi_smem_layout.outer, swizzle=epi_smem_layout.inner)
-        sSFA = cute.make_tensor(storage.sScales.data_ptr(), scale_layouts.sfa_smem_layout(bM, self.stages))
+        sSFA = None
+        if cutlass.const_expr(self.scaled):
+            sSFA = cute.make_tensor(storage.sScales.data_ptr(), scale_layouts.sfa_smem_layout(bM, self.stages))
         # (bN, 1, stages), per-row B scales only
         sSFB = None
         if cutlass.const_expr(self.sfb_per_row):
@@ -409,7 +447,10 @@ class Fp8GemmSm90:
             )
 
     def scale_floats(self) -> int:
-        """Floats of the scale buffers: SFA's stages, then per-row SFB's (128-byte aligned each)."""
+        """Floats of the scale buffers: SFA's stages, then per-row SFB's (128-byte aligned each);
+        one 128-byte block when there are no scales (bf16)."""
+        if not self.scaled:
+            return scale_layouts.SMEM_ALIGN_FLOATS
         sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else 0
         return (self.block_m + sfb) * self.stages
 
@@ -424,7 +465,7 @@ class Fp8GemmSm90:
             consumer_group=pipeline.CooperativeGroup(
                 pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
             ),
-            tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows),
+            tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows, self.AB_DTYPE),
             cta_layout_vmnk=cute.make_layout((1, cm, cn, 1)),
             defer_sync=True,
         )
@@ -497,7 +538,6 @@ class Fp8GemmSm90:
         # (bM, bK, RestM, RestK[, G]), (bN, bK, RestN, RestK[, G]), (bM, 1, RestM, RestK[, G])
         gA = cute.local_tile(mA_mk, (bM, bK), (None, None) + (None,) * (cute.rank(mA_mk) - 2))
         gB = cute.local_tile(mB_nk, (bN, bK), (None, None) + (None,) * (cute.rank(mB_nk) - 2))
-        gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None) + (None,) * (cute.rank(mSFA_mk) - 2))
         # ((atom), stages) and ((atom), RestM, RestK)
         tAsA, tAgA = cpasync.tma_partition(
             tma_atom_a, cluster_coord_mnk[1], a_cta_layout,
@@ -507,10 +547,13 @@ class Fp8GemmSm90:
             tma_atom_b, cluster_coord_mnk[0], b_cta_layout,
             cute.group_modes(sB, 0, 2), cute.group_modes(gB, 0, 2),
         )
-        tSsSFA, tSgSFA = cpasync.tma_partition(
-            tma_atom_sfa, cluster_coord_mnk[1], a_cta_layout,
-            cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
-        )
+        tSsSFA, tSgSFA = None, None
+        if cutlass.const_expr(self.scaled):
+            gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None) + (None,) * (cute.rank(mSFA_mk) - 2))
+            tSsSFA, tSgSFA = cpasync.tma_partition(
+                tma_atom_sfa, cluster_coord_mnk[1], a_cta_layout,
+                cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
+            )
         tSsSFB, tSgSFB = None, None
         if cutlass.const_expr(self.sfb_per_row):
             # (bN, 1, RestN, RestK) -> ((atom), stages) and ((atom), RestN, RestK)
@@ -533,7 +576,10 @@ class Fp8GemmSm90:
                     a_coord = a_coord + (tile.expert,)
                 if cutlass.const_expr(self.m_grouped):
                     b_coord = b_coord + (tile.expert,)
-                tAgA_k, tSgSFA_k, tBgB_k = tAgA[a_coord], tSgSFA[a_coord], tBgB[b_coord]
+                tAgA_k, tBgB_k = tAgA[a_coord], tBgB[b_coord]
+                tSgSFA_k = None
+                if cutlass.const_expr(self.scaled):
+                    tSgSFA_k = tSgSFA[a_coord]
                 for tile_k_block in range(tile.num_k_blocks):
                     k_block = tile.k_block0 + tile_k_block
                     mainloop.producer_acquire(state)
@@ -542,8 +588,9 @@ class Fp8GemmSm90:
                               tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
                     cute.copy(tma_atom_b, tBgB_k[(None, k_block)], tBsB[(None, state.index)],
                               tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
-                    cute.copy(tma_atom_sfa, tSgSFA_k[(None, k_block)], tSsSFA[(None, state.index)],
-                              tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
+                    if cutlass.const_expr(self.scaled):
+                        cute.copy(tma_atom_sfa, tSgSFA_k[(None, k_block)], tSsSFA[(None, state.index)],
+                                  tma_bar_ptr=barrier, mcast_mask=a_mcast_mask)
                     if cutlass.const_expr(self.sfb_per_row):
                         cute.copy(tma_atom_sfb, tSgSFB[(None, tile.n_block, k_block)],
                                   tSsSFB[(None, state.index)], tma_bar_ptr=barrier, mcast_mask=b_mcast_mask)
@@ -578,14 +625,25 @@ class Fp8GemmSm90:
             for w in range(self.num_waves)
         ]
         tCrB = tiled_mma.make_fragment_B(thr_mma.partition_B(sB))
-        # per wave: the wave's (wave_m, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
-        tCsSFA = [
-            thr_mma.partition_C(cute.make_tensor(
-                sSFA.iterator + w * wave_m,
-                scale_layouts.sfa_as_accumulator(wave_m, bN, self.stages, stage_stride=bM),
-            ))
-            for w in range(self.num_waves)
-        ]
+        # (bM, bN, RestM, RestN[, G])
+        gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
+        acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
+        accs = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
+        # The promotion's operands (FP8 only): the fresh per-K-block partial, the scales.
+        tCsSFA, tCrSFA, partial, chunk_cols, candidates = None, None, None, None, None
+        if cutlass.const_expr(self.scaled):
+            # per wave: the wave's (wave_m, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
+            tCsSFA = [
+                thr_mma.partition_C(cute.make_tensor(
+                    sSFA.iterator + w * wave_m,
+                    scale_layouts.sfa_as_accumulator(wave_m, bN, self.stages, stage_stride=bM),
+                ))
+                for w in range(self.num_waves)
+            ]
+            tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
+            partial = cute.make_rmem_tensor(acc_shape, Float32)
+            chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
+            candidates = split_candidates(bN)
         # per-row B scales: the (wave_m, bN, stages) SFB seen as C -> (MMA, MMA_M, MMA_N, stages),
         # the same for every wave (the columns do not change)
         tCsSFB, tCrSFB = None, None
@@ -593,16 +651,7 @@ class Fp8GemmSm90:
             tCsSFB = thr_mma.partition_C(cute.make_tensor(
                 sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
             ))
-        # (bM, bN, RestM, RestN[, G])
-        gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
-        acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
-        accs = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
-        partial = cute.make_rmem_tensor(acc_shape, Float32)
-        tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
-        if cutlass.const_expr(self.sfb_per_row):
             tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)
-        chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
-        candidates = split_candidates(bN)
 
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
