@@ -56,6 +56,19 @@ EFFICIENCY = {
 }
 """Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried."""
 
+PER_ROW_B_EFFICIENCY = {
+    64: EFFICIENCY[64],
+    128: {**EFFICIENCY[128], 112: 0.95, 128: 1.00, 144: 0.95, 160: 0.98},
+}
+"""The same with per-row B scales and an fp32 output accumulated into (the weight-gradient kernel):
+128x128 tiles run 1-5% faster per FLOP than 128x160 there (H200, K = 2048-4096, docs/notes.md)."""
+
+
+def efficiency_table(variant: Variant) -> dict:
+    """The :data:`EFFICIENCY` table a variant's tiles are modelled with (bf16 operands: unfitted,
+    the FP8 one)."""
+    return PER_ROW_B_EFFICIENCY if variant.b_scale_rows == 1 else EFFICIENCY
+
 TILE_OVERHEAD_K_BLOCKS = {64: 3.0, 128: 3.0, 256: 2.2}
 """Fixed cost of one tile (epilogue, scale loads, schedule step) in K blocks of that tile."""
 
@@ -82,11 +95,15 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     """Pipeline stages: the most that leave shared memory for a whole-tile epilogue (every piece
     staged, then stored: measured 2-10% faster than a ring of 2-3 pieces, most at short K), unless
     that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
-    fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3).
+    fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3). An fp32 tile is twice
+    as large: there the most stages beside a ring win (128x128 with per-row B scales: 5 stages and
+    a ring 1-7% faster than 4 and the whole tile, K = 2048-4096).
     """
     smem_variant = (variant.b_scale_rows, variant.out_dtype, variant.ab_dtype)
     whole = whole_tile_epilogue_stages(block_m, block_n, *smem_variant)
     most = max_stages(block_m, block_n, *smem_variant)
+    if variant.out_dtype == "fp32":
+        return most
     if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, variant.block_k) <= LONG_K_BLOCKS)):
         return min(whole, most)
     return most
@@ -109,10 +126,7 @@ class TileChoice:
     num_tiles: int
     waves: int
     last_wave_tiles: int
-
-    @property
-    def efficiency(self) -> float:
-        return EFFICIENCY[self.block_m][self.block_n]
+    efficiency: float  # relative FLOP rate of the tile (efficiency_table)
 
     @property
     def cost(self) -> float:
@@ -143,14 +157,15 @@ def candidates(
     block_ms = (block_m,) if block_m else block_m_candidates(m)
     if variant.b_scale_rows == 1:  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
+    table = efficiency_table(variant)
     for bm in block_ms:
-        for block_n in EFFICIENCY[bm]:
+        for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             waves = ceil_div(num_tiles, num_sms)
             out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
-                                  num_tiles - (waves - 1) * num_sms))
+                                  num_tiles - (waves - 1) * num_sms, efficiency))
     return sorted(out, key=TileChoice.key)
 
 
