@@ -5,7 +5,9 @@ import cute_gemm
 from cute_gemm import calc_diff
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
-from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem, make_masked_problem
+from cute_gemm.testing import (
+    make_contiguous_problem, make_fp8_gemm_problem, make_k_grouped_problem, make_masked_problem,
+)
 from schedulers.raster import GemmKind
 
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -36,6 +38,31 @@ cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_
 diff = max(calc_diff(p.d[g, :c], p.expert_reference(g)) for g, c in enumerate(p.rows) if c)
 failures += not diff < 1e-5
 print(f"masked: calc_diff {diff:.2e}")
+# Training forms: per-row B scales + fp32 d accumulated by TMA reduce-add, the k-grouped kernel
+# (an empty expert, K tiles of several experts), and the BF16 GEMM (fp32 out, c in place).
+train = dict(b_scale_rows=1, out_dtype="fp32", accumulate=True)
+p = make_fp8_gemm_problem(300, 264, 400, b_scale_rows=1, out_dtype=torch.float32)
+c = torch.randn(p.d.shape, device="cuda")
+p.d.copy_(c)
+cfg = GemmConfig(128, 48, max_stages(128, 48, 1, "fp32"), **train)
+cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, c=p.d, config=cfg)
+diff = calc_diff(p.d, p.dequantized_reference() + c)
+failures += not diff < 1e-5
+print(f"dense per-row B, d += ...: calc_diff {diff:.2e}")
+p = make_k_grouped_problem([256, 0, 384], 130, 264)
+cfg = GemmConfig(64, 112, max_stages(64, 112, 1, "fp32"), kind=GemmKind.K_GROUPED, **train)
+p.d.zero_()
+cute_gemm.k_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, p.ks, c=p.d, config=cfg)
+diff = max(calc_diff(p.d[g], p.expert_reference(g)) for g, k in enumerate(p.ks) if k)
+failures += not (diff < 1e-5 and not p.d[1].any())
+print(f"k-grouped: calc_diff {diff:.2e}")
+x, y = torch.randn(300, 392, device="cuda").bfloat16(), torch.randn(264, 392, device="cuda").bfloat16()
+d = torch.randn(300, 264, device="cuda")
+c = d.clone()
+cute_gemm.bf16_gemm_nt(x, y, d, c=d)
+diff = calc_diff(d, x.float() @ y.float().t() + c)
+failures += not diff < 1e-5
+print(f"bf16, d += ...: calc_diff {diff:.2e}")
 torch.cuda.synchronize()
 print("FAILED" if failures else "all cases correct")
 raise SystemExit(1 if failures else 0)
