@@ -58,10 +58,12 @@ EFFICIENCY = {
 
 PER_ROW_B_EFFICIENCY = {
     64: EFFICIENCY[64],
-    128: {**EFFICIENCY[128], 112: 0.95, 128: 1.00, 144: 0.95, 160: 0.98},
+    128: {**EFFICIENCY[128], 112: 0.95, 128: 1.00, 144: 0.95, 160: 1.00},
 }
 """The same with per-row B scales and an fp32 output accumulated into (the weight-gradient kernel):
-128x128 tiles run 1-5% faster per FLOP than 128x160 there (H200, K = 2048-4096, docs/notes.md)."""
+128x128 and 128x160 run at the same rate per FLOP there, so the wave count decides (H200, K =
+2048-8192, 7 dense and 5 k-grouped shapes: the model's choice within 1% of the better of the two,
+docs/notes.md); 128x160 is 6-8% slower than 128x128 per FLOP in the inference table."""
 
 
 def efficiency_table(variant: Variant) -> dict:
@@ -77,9 +79,10 @@ SPLIT_DISPATCH_OVERHEAD_K_BLOCKS = 1.0
 160, 192): the branch into the K loop compiled for it (fitted at K = 512)."""
 
 
-def tile_overhead_k_blocks(block_m: int, block_n: int) -> float:
-    """Fixed cost of one tile in K blocks."""
-    dispatch = 0.0 if scale_split_is_static(block_n) else SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
+def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERENCE) -> float:
+    """Fixed cost of one tile in K blocks (the split dispatch only with 128x128 B scale blocks)."""
+    dispatches = variant.ab_dtype == "fp8" and variant.b_scale_rows == 128
+    dispatch = SPLIT_DISPATCH_OVERHEAD_K_BLOCKS if dispatches and not scale_split_is_static(block_n) else 0.0
     return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch
 
 
@@ -127,11 +130,12 @@ class TileChoice:
     waves: int
     last_wave_tiles: int
     efficiency: float  # relative FLOP rate of the tile (efficiency_table)
+    overhead_k_blocks: float  # fixed cost of one tile (tile_overhead_k_blocks)
 
     @property
     def cost(self) -> float:
         """Modelled time in units of one full-efficiency 1x1 tile K block."""
-        k_blocks = self.num_k_blocks + tile_overhead_k_blocks(self.block_m, self.block_n)
+        k_blocks = self.num_k_blocks + self.overhead_k_blocks
         return self.waves * k_blocks * self.block_m * self.block_n / self.efficiency
 
     def key(self):
@@ -165,7 +169,8 @@ def candidates(
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             waves = ceil_div(num_tiles, num_sms)
             out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
-                                  num_tiles - (waves - 1) * num_sms, efficiency))
+                                  num_tiles - (waves - 1) * num_sms, efficiency,
+                                  tile_overhead_k_blocks(bm, block_n, variant)))
     return sorted(out, key=TileChoice.key)
 
 

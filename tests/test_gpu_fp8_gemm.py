@@ -71,7 +71,13 @@ def test_clusters_with_odd_edges(block_m, block_n, cluster):
 def test_scales_of_very_different_magnitudes(m, n, k):
     p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)
-    check(p, p.d)
+    if k > 128:
+        check(p, p.d)
+    else:
+        # One K block of 128 terms: FP8 quantisation alone puts the unquantised comparison at
+        # ~1e-3 (1.09e-3 seen once on the H200), so only the kernel's own error is checked.
+        assert not torch.isnan(p.d).any()
+        assert calc_diff(p.d, p.dequantized_reference()) < 1e-5
 
 
 def test_few_sms_and_row_major_scales():
