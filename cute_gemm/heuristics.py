@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
-from layouts.tiles import BF16_BLOCK_K, BLOCK_K, check_tile, scale_split_is_static
+from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
 
 
@@ -43,7 +43,7 @@ class Variant(NamedTuple):
 
     @property
     def block_k(self) -> int:
-        return BLOCK_K if self.ab_dtype == "fp8" else BF16_BLOCK_K
+        return block_k(self.ab_dtype)
 
 
 INFERENCE = Variant()

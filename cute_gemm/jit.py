@@ -25,6 +25,7 @@ from cutlass.cute.runtime import make_fake_stream, make_fake_tensor  # noqa: E40
 from cute_gemm import cache  # noqa: E402
 from cute_gemm.kernels.bf16_gemm_sm90 import Bf16GemmSm90  # noqa: E402
 from cute_gemm.kernels.fp8_gemm_sm90 import OUT_DTYPES, Fp8GemmSm90  # noqa: E402
+from layouts import tiles  # noqa: E402
 from schedulers.raster import GemmKind  # noqa: E402
 
 ARCH = "sm_90a"
@@ -55,7 +56,7 @@ class GemmConfig(NamedTuple):
 
     @property
     def block_k(self) -> int:
-        return 128 if self.ab_dtype == "fp8" else 64
+        return tiles.block_k(self.ab_dtype)
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"

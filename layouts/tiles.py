@@ -20,6 +20,11 @@ BF16_BLOCK_K = 64
 ROW_BYTES = 128
 """Bytes of one operand row of a K tile (the 128-byte swizzle atom's width)."""
 
+
+def block_k(ab_dtype: str) -> int:
+    """K depth of one tile for operands of ``ab_dtype`` ("fp8" or "bf16")."""
+    return BLOCK_K if ab_dtype == "fp8" else BF16_BLOCK_K
+
 SCALE_BLOCK = 128
 """Width of a scale block: A has one scale per row per 128 K; B one per 128x128 block."""
 
