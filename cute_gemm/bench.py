@@ -2,18 +2,28 @@
 
     python -m cute_gemm.bench                       # the DeepSeek-V3 suite (18 shapes)
     python -m cute_gemm.bench --m 4096 --n 7168 --k 16384
-    python -m cute_gemm.bench --json out.json --png out.png [--grouped]   # + the MoE suites
+    python -m cute_gemm.bench --json out.json --png out.png [--grouped] [--training]   # + MoE, training
+    python -m cute_gemm.bench --training --no-dense --no-host-time   # the training suites alone
     python -m cute_gemm.bench --plot out.json --png out.png   # chart from saved results, no GPU
 
 Every peer runs in the same process on the same inputs; kernel time is the median over calls of the
 profiler's device time of the call's kernels, with L2 flushed before each launch. TFLOPS = 2mnk / t; GB/s counts A + B + scales + D once.
 Every result is checked with ``calc_diff`` against our fp32 reference of the dequantised inputs
 (cute-gemm, cuBLAS blockwise) or the unquantised product (per-tensor FP8, bf16).
+A peer the installed torch lacks, or whose first call raises (cuBLAS refuses some shapes, output
+dtypes and scale recipes), is reported n/a with the reason under its table.
+
+The training suites (``--training``): weight gradients ``d += a @ b^T`` with 1x128 scales on both
+operands and fp32 ``d`` accumulated in place (GB/s counts D read and written), dense and k-grouped
+(MoE experts stacked along K); the peers compute the same product into a fresh fp32 output (cuBLAS
+blockwise with 1x128 scales on both operands, per-tensor FP8) or bf16, k-grouped as a Python loop of
+per-expert calls whose kernels are timed together.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import json
 import math
@@ -38,45 +48,106 @@ def _progress(i, total, text):
         print(file=sys.stderr)
 
 
+def _diff_to(ref):
+    """A check of one output: its ``calc_diff`` against ``ref``."""
+    from cute_gemm.quant import calc_diff
+
+    return lambda out: calc_diff(out, ref)
+
+
+def _max_diff_to(refs):
+    """A check of several outputs (a list, or along a tensor's first dim) against ``refs`` in order:
+    the worst ``calc_diff``."""
+    from cute_gemm.quant import calc_diff
+
+    return lambda outs: max(calc_diff(out, ref) for out, ref in zip(outs, refs, strict=True))
+
+
+def _loop(calls):
+    """One callable running ``calls`` in turn (a per-expert Python loop), or None if any is None."""
+    if any(call is None for call in calls):
+        return None
+    return lambda: [call() for call in calls]
+
+
+def _refusal(error: Exception) -> str:
+    """Why a peer's call was refused, in one line: the error's type and message (its start)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:240]}"
+
+
+def _measure(fn, check, flops, nbytes, iters):
+    """``check`` (``calc_diff``) of one call's output, then the kernel time of ``fn``: a result dict."""
+    from cute_gemm.timing import time_kernels
+
+    diff = check(fn())
+    us = time_kernels(fn, iters=iters)
+    return {"us": us, "tflops": flops / us / 1e6, "gbps": nbytes / us / 1e3, "calc_diff": diff}
+
+
+def _checks(dequantized, exact):
+    """The check of each call: ours and cuBLAS blockwise (our quantised inputs, our product) against
+    the dequantised reference, the others against the unquantised product."""
+    return {name: dequantized if name in ("cute_gemm", "cublas_blockwise") else exact for name in PEERS}
+
+
+def _measure_all(calls, checks, flops, nbytes, iters):
+    """Results of cute-gemm and every peer in ``calls`` (name -> callable, None if torch lacks it),
+    each checked by ``checks[name]`` (from :func:`_checks`).
+
+    Returns ``{"peers": name -> result or None, "speedup": peer us / cute-gemm us, "unavailable":
+    name -> why}``: a peer that torch lacks or whose first call raises is None, the reason kept.
+    """
+    import torch
+
+    results, unavailable = {}, {}
+    for name, fn in calls.items():
+        results[name] = None
+        if fn is None:
+            unavailable[name] = f"not in torch {torch.__version__}"
+            continue
+        if name != "cute_gemm":  # our own failures must fail the benchmark
+            try:
+                fn()
+            except Exception as error:  # refused by torch/cuBLAS: n/a, with the reason
+                unavailable[name] = _refusal(error)
+                continue
+        results[name] = _measure(fn, checks[name], flops, nbytes, iters)
+    ours = results["cute_gemm"]["us"]
+    speedup = {name: (r["us"] / ours if r else None) for name, r in results.items() if name != "cute_gemm"}
+    return {"peers": results, "speedup": speedup, "unavailable": unavailable}
+
+
+def _peer_calls(x, y, a, sfa, b, sfb, b_scale_rows, out_dtype):
+    """The peers' calls on one problem (bf16 ``x [m, k]``, ``y [n, k]`` and our FP8 forms of them)."""
+    from cute_gemm import peers
+
+    (a_pt, sa), (b_pt, sb) = peers.per_tensor_cast(x), peers.per_tensor_cast(y)
+    return {
+        "cublas_blockwise": peers.cublas_blockwise(a, sfa, b, sfb, b_scale_rows, out_dtype),
+        "cublas_per_tensor": peers.cublas_per_tensor(a_pt, sa, b_pt, sb, out_dtype),
+        "torch_bf16": peers.torch_bf16(x, y),
+    }
+
+
+def _operand_bytes(p):
+    """A + B (FP8) + their fp32 scales of a problem from :mod:`cute_gemm.testing`."""
+    return p.a.numel() + p.b.numel() + 4 * (p.sfa.numel() + p.sfb.numel())
+
+
 def bench_shape(m, n, k, iters=30):
     """Time every peer on one shape; returns a dict of results."""
     import torch
 
     import cute_gemm
-    from cute_gemm import peers
-    from cute_gemm.quant import calc_diff
     from cute_gemm.testing import make_fp8_gemm_problem
-    from cute_gemm.timing import time_kernels
 
     p = make_fp8_gemm_problem(m, n, k)
-    dequant_ref = p.dequantized_reference()
-    exact_ref = p.unquantized_reference()
-    flops = 2 * m * n * k
-    nbytes = m * k + n * k + 4 * (p.sfa.numel() + p.sfb.numel()) + 2 * m * n
-    row = {"m": m, "n": n, "k": k, "peers": {}}
-
-    def record(name, fn, ref):
-        if fn is None:
-            row["peers"][name] = None
-            return
-        out = fn()
-        diff = calc_diff(out, ref)
-        us = time_kernels(fn, iters=iters)
-        row["peers"][name] = {
-            "us": us, "tflops": flops / us / 1e6,
-            "gbps": nbytes / us / 1e3, "calc_diff": diff,
-        }
-
-    record("cute_gemm", lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d), dequant_ref)
+    calls = {"cute_gemm": lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d)}
+    calls.update(_peer_calls(p.x, p.y, p.a, p.sfa, p.b, p.sfb, p.b_scale_rows, torch.bfloat16))
+    row = {"m": m, "n": n, "k": k}
+    checks = _checks(_diff_to(p.dequantized_reference()), _diff_to(p.unquantized_reference()))
+    row.update(_measure_all(calls, checks, 2 * m * n * k, _operand_bytes(p) + 2 * m * n, iters))
     row["config"] = cute_gemm.heuristics.choose_config(m, n, k, cute_gemm.get_num_sms()).describe()
-    record("cublas_blockwise", peers.cublas_blockwise(p.a, p.sfa, p.b, p.sfb), dequant_ref)
-    (a_pt, sa), (b_pt, sb) = peers.per_tensor_cast(p.x), peers.per_tensor_cast(p.y)
-    record("cublas_per_tensor", peers.cublas_per_tensor(a_pt, sa, b_pt, sb), exact_ref)
-    record("torch_bf16", peers.torch_bf16(p.x, p.y), exact_ref)
-    ours = row["peers"]["cute_gemm"]
-    row["speedup"] = {
-        name: (r["us"] / ours["us"] if r else None) for name, r in row["peers"].items() if name != "cute_gemm"
-    }
     return row
 
 
@@ -111,7 +182,7 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
     us = time_kernels(run, iters=iters)
     casts = [(peers.per_tensor_cast(expert_x(g)), peers.per_tensor_cast(p.y[g])) for g in range(groups)]
     loops = [peers.cublas_per_tensor(a, sa, b, sb) for (a, sa), (b, sb) in casts]
-    loop_us = time_kernels(lambda: [f() for f in loops], iters=iters)
+    loop_us = time_kernels(_loop(loops), iters=iters)
     loop_diff = max(calc_diff(f(), p.expert_reference(g, dequantized=False)) for g, f in enumerate(loops))
     row = {
         "kind": kind, "groups": groups, "m": m, "n": n, "k": k,
@@ -132,6 +203,76 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
             calc_diff(out[g], p.expert_reference(g, dequantized=False)) for g in range(groups)
         )
         row["torch_grouped_speedup"] = row["torch_grouped_us"] / us
+    return row
+
+
+# Weight gradients (m = output features, n = input features, k = tokens) and their MoE form
+# (G experts, m, n, expected tokens per expert).
+WGRAD_SHAPES = ((7168, 2112, 4096), (1536, 24576, 4096), (512, 32768, 4096), (16384, 7168, 4096),
+                (7168, 4096, 4096), (2048, 7168, 4096), (4096, 7168, 2048))
+K_GROUPED_SHAPES = ((4, 4096, 7168, 8192), (4, 7168, 2048, 8192), (8, 4096, 7168, 4096), (8, 7168, 2048, 4096),
+                    (16, 4096, 7168, 2048))
+
+
+def bench_wgrad(m: int, n: int, k: int, iters: int = 30):
+    """A dense weight gradient ``d += a @ b^T`` (1x128 scales on both operands, fp32 ``d`` accumulated
+    in place) next to the peers computing ``a @ b^T`` into a fresh fp32 (bf16: bf16) output."""
+    import torch
+
+    import cute_gemm
+    from cute_gemm.testing import make_fp8_gemm_problem
+
+    p = make_fp8_gemm_problem(m, n, k, b_scale_rows=1, out_dtype=torch.float32)
+    p.d.zero_()  # the first call's d is the product alone: that is what gets checked
+    calls = {"cute_gemm": lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, c=p.d)}
+    calls.update(_peer_calls(p.x, p.y, p.a, p.sfa, p.b, p.sfb, 1, torch.float32))
+    row = {"kind": "wgrad", "groups": 1, "m": m, "n": n, "k": k}
+    checks = _checks(_diff_to(p.dequantized_reference()), _diff_to(p.unquantized_reference()))
+    row.update(_measure_all(calls, checks, 2 * m * n * k, _operand_bytes(p) + 8 * m * n, iters))  # D read + written
+    return row
+
+
+def _expert_peer_calls(p, g):
+    """The peers' calls on expert ``g`` of a k-grouped problem (its K columns, packed; scales as views)."""
+    import torch
+
+    from layouts.tiles import SCALE_BLOCK
+
+    k0, k1 = sum(p.ks[:g]), sum(p.ks[:g + 1])
+    columns = lambda t: t[:, k0:k1].contiguous()  # noqa: E731
+    b0, b1 = k0 // SCALE_BLOCK, k1 // SCALE_BLOCK
+    return _peer_calls(columns(p.x), columns(p.y), columns(p.a), p.sfa[:, b0:b1], columns(p.b), p.sfb[:, b0:b1],
+                       1, torch.float32)
+
+
+def bench_k_grouped(groups: int, m: int, n: int, expected_k: int, iters: int = 30):
+    """MoE weight gradients ``d[g] += a_g @ b_g^T`` (experts stacked along K, ``ks`` from
+    :func:`random_expert_ks` with expert 1 empty) next to Python loops of per-expert peer calls.
+
+    ``ks`` goes to the device once (a host list would add a copy to every call). ``k`` in the row is
+    the tokens of all experts; GB/s counts D read and written for the experts with tokens.
+    """
+    import torch
+
+    import cute_gemm
+    from cute_gemm.testing import make_k_grouped_problem, random_expert_ks
+
+    ks = random_expert_ks(groups, expected_k, seed=groups + m, empty=1)
+    p = make_k_grouped_problem(ks, m, n)
+    p.d.zero_()
+    ks_device = torch.tensor(ks, dtype=torch.int32, device=p.d.device)
+    experts = [g for g in range(groups) if ks[g]]
+    calls = {"cute_gemm": lambda: cute_gemm.k_grouped_fp8_gemm_nt_contiguous(
+        (p.a, p.sfa), (p.b, p.sfb), p.d, ks_device, c=p.d)}
+    per_expert = [_expert_peer_calls(p, g) for g in experts]
+    calls.update({name: _loop([c[name] for c in per_expert]) for name in per_expert[0]})
+    dequantized = [p.expert_reference(g) for g in range(groups)]
+    checks = _checks(_max_diff_to([dequantized[g] for g in experts]),
+                     _max_diff_to([p.expert_reference(g, dequantized=False) for g in experts]))
+    checks["cute_gemm"] = _max_diff_to(dequantized)  # every expert of d: the empty one must stay zero
+    nbytes = _operand_bytes(p) + 8 * len(experts) * m * n
+    row = {"kind": "k-grouped", "groups": groups, "m": m, "n": n, "k": sum(ks), "expected_k": expected_k, "ks": ks}
+    row.update(_measure_all(calls, checks, 2 * m * n * sum(ks), nbytes, iters))
     return row
 
 
@@ -185,20 +326,23 @@ def format_host_time(h) -> str:
             f"{h['cuda_graph_replay_matches']}")
 
 
+def _markdown(head, body) -> list:
+    """A markdown table: the ``head`` labels, then one line per row of ``body`` cells."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
 def format_grouped_table(rows) -> str:
-    lines = ["| kind | G | M per expert | N | K | cute-gemm us | TFLOPS | GB/s | diff | "
-             "cuBLAS per-tensor loop us | TFLOPS | x | torch grouped row-wise us | x |", "|" + "---|" * 14]
+    head = ["kind", "G", "M per expert", "N", "K", "cute-gemm us", "TFLOPS", "GB/s", "diff",
+            "cuBLAS per-tensor loop us", "TFLOPS", "x", "torch grouped row-wise us", "x"]
+    body = []
     for r in rows:
-        if r.get("torch_grouped_us"):
-            torch_cells = f"{r['torch_grouped_us']:.1f} | {r['torch_grouped_speedup']:.2f}"
-        else:
-            torch_cells = "n/a | n/a"
-        lines.append(
-            f"| {r['kind']} | {r['groups']} | {r['m']} | {r['n']} | {r['k']} | {r['us']:.1f} | "
-            f"{r['tflops']:.0f} | {r['gbps']:.0f} | {r['calc_diff']:.1e} | {r['cublas_loop_us']:.1f} | "
-            f"{r['cublas_loop_tflops']:.0f} | {r['speedup']:.2f} | {torch_cells} |"
-        )
-    return "\n".join(lines)
+        torch_cells = [f"{r['torch_grouped_us']:.1f}", f"{r['torch_grouped_speedup']:.2f}"] \
+            if r.get("torch_grouped_us") else ["n/a", "n/a"]
+        body.append([r["kind"], str(r["groups"]), str(r["m"]), str(r["n"]), str(r["k"]), f"{r['us']:.1f}",
+                     f"{r['tflops']:.0f}", f"{r['gbps']:.0f}", f"{r['calc_diff']:.1e}", f"{r['cublas_loop_us']:.1f}",
+                     f"{r['cublas_loop_tflops']:.0f}", f"{r['speedup']:.2f}", *torch_cells])
+    return "\n".join(_markdown(head, body))
 
 
 def environment():
@@ -234,27 +378,68 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
-def format_table(results) -> str:
-    head = (
-        "| M | N | K | config | cute-gemm us | TFLOPS | GB/s | diff | cuBLAS blockwise us | x | "
-        "cuBLAS per-tensor us | x | bf16 us | x |"
-    )
-    lines = [head, "|" + "---|" * 14]
-    for r in results:
-        ours = r["peers"]["cute_gemm"]
-        cells = [str(r["m"]), str(r["n"]), str(r["k"]), r["config"].split(" raster")[0],
-                 f"{ours['us']:.1f}", f"{ours['tflops']:.0f}", f"{ours['gbps']:.0f}", f"{ours['calc_diff']:.1e}"]
-        for name in PEERS[1:]:
-            peer = r["peers"][name]
-            cells += [f"{peer['us']:.1f}", f"{r['speedup'][name]:.2f}"] if peer else ["n/a", "n/a"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+PEER_LABELS = {"cublas_blockwise": "cuBLAS blockwise", "cublas_per_tensor": "cuBLAS per-tensor",
+               "torch_bf16": "bf16"}
+RESULT_HEAD = ["cute-gemm us", "TFLOPS", "GB/s", "diff"] + [
+    label for name in PEERS[1:] for label in (f"{PEER_LABELS[name]} us", "x")]
+
+
+def _result_cells(row) -> list:
+    """The cells under :data:`RESULT_HEAD` of a row of :func:`_measure_all` results."""
+    ours = row["peers"]["cute_gemm"]
+    cells = [f"{ours['us']:.1f}", f"{ours['tflops']:.0f}", f"{ours['gbps']:.0f}", f"{ours['calc_diff']:.1e}"]
     for name in PEERS[1:]:
-        lines.append(f"geometric-mean speedup over {name}: {geomean(r['speedup'][name] for r in results):.2f}x")
-    return "\n".join(lines)
+        peer = row["peers"][name]
+        cells += [f"{peer['us']:.1f}", f"{row['speedup'][name]:.2f}"] if peer else ["n/a", "n/a"]
+    return cells
+
+
+def _summary_lines(rows) -> list:
+    """Under a table of :func:`_result_cells` rows: the geometric-mean speedups, then why peers were n/a."""
+    lines = [""]
+    for name in PEERS[1:]:
+        mean = geomean(r["speedup"][name] for r in rows)
+        lines.append(f"geometric-mean speedup over {name}: " + ("n/a" if math.isnan(mean) else f"{mean:.2f}x"))
+    for name in PEERS[1:]:
+        reasons = collections.Counter(r["unavailable"][name] for r in rows if name in r.get("unavailable", {}))
+        lines += [f"{name} n/a on {count} of {len(rows)} shapes: {reason}" for reason, count in reasons.items()]
+    return lines
+
+
+def format_table(results) -> str:
+    body = [[str(r["m"]), str(r["n"]), str(r["k"]), r["config"].split(" raster")[0]] + _result_cells(r)
+            for r in results]
+    return "\n".join(_markdown(["M", "N", "K", "config"] + RESULT_HEAD, body) + _summary_lines(results))
+
+
+TRAINING_NOTES = [
+    "cute-gemm accumulates d += a @ b^T in fp32 (1x128 scales on both operands); the peers write a @ b^T",
+    "to a fresh fp32 output (cuBLAS blockwise: 1x128 scales on both operands; bf16: a bf16 output).",
+    "k-grouped: K = the tokens of all G experts; the peers are Python loops of per-expert calls (kernels summed).",
+]
+
+
+def format_training_table(rows) -> str:
+    body = [[r["kind"], str(r["groups"]), str(r["m"]), str(r["n"]), str(r["k"])] + _result_cells(r) for r in rows]
+    return "\n".join(_markdown(["kind", "G", "M", "N", "K"] + RESULT_HEAD, body) + _summary_lines(rows)
+                     + TRAINING_NOTES)
+
+
+def format_report(saved) -> str:
+    """Every table of a run (what ``--json`` writes), blank-line separated."""
+    parts = [
+        saved.get("results") and format_table(saved["results"]),
+        saved.get("grouped") and format_grouped_table(saved["grouped"]),
+        saved.get("training") and format_training_table(saved["training"]),
+        saved.get("host") and format_host_time(saved["host"]),
+    ]
+    return "\n\n".join(part for part in parts if part)
 
 
 def plot(results, path):
+    if not results:
+        print("no dense results (--no-dense): no PNG written", file=sys.stderr)
+        return
     try:
         import matplotlib
 
@@ -277,29 +462,48 @@ def plot(results, path):
     fig.savefig(path, dpi=120)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cute_gemm.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--m", type=int, nargs="*")
     parser.add_argument("--n", type=int, nargs="*")
     parser.add_argument("--k", type=int, nargs="*")
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--json", help="write results and environment here")
-    parser.add_argument("--png", help="write a TFLOPS bar chart here")
+    parser.add_argument("--png", help="write a TFLOPS bar chart (of the dense suite) here")
     parser.add_argument("--plot", help="read results from this JSON instead of running (no GPU needed)")
     parser.add_argument("--grouped", action="store_true", help="also run the MoE grouped suites")
+    parser.add_argument("--training", action="store_true",
+                        help="also run the training suites: weight gradients d += a @ b^T (1x128 scales on both "
+                             "operands, fp32 d), dense and k-grouped, next to cuBLAS and bf16")
+    parser.add_argument("--no-dense", action="store_true",
+                        help="skip the dense DeepSeek-V3 suite (run only --grouped and/or --training)")
     parser.add_argument("--no-host-time", action="store_true", help="skip the host-overhead measurement")
     args = parser.parse_args(argv)
+    if (args.m or args.n or args.k) and not (args.m and args.n and args.k):
+        parser.error("--m, --n and --k go together")
+    if args.no_dense and (args.m or not (args.grouped or args.training)):
+        parser.error("--no-dense goes with --grouped or --training, without --m/--n/--k")
+    return args
 
+
+def _run_suite(cases, iters):
+    """``bench(*shape, iters=iters)`` for each ``(bench, shape)`` of ``cases``, with a progress bar."""
+    if not cases:  # a skipped suite
+        return []
+    rows = []
+    for i, (bench, shape) in enumerate(cases):
+        _progress(i, len(cases), " ".join(map(str, shape)))
+        rows.append(bench(*shape, iters=iters))
+    _progress(len(cases), len(cases), "done")
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.plot:
         with open(args.plot) as f:
             saved = json.load(f)
-        print(format_table(saved["results"]))
-        if saved.get("grouped"):
-            print()
-            print(format_grouped_table(saved["grouped"]))
-        if saved.get("host"):
-            print()
-            print(format_host_time(saved["host"]))
+        print(format_report(saved))
         if args.png:
             plot(saved["results"], args.png)
         return 0
@@ -310,39 +514,28 @@ def main(argv=None):
         print("the benchmark needs a CUDA GPU (Hopper); `python -m cute_gemm demo` compiles without one")
         return 1
     torch.backends.cuda.matmul.allow_tf32 = False
-    if args.m or args.n or args.k:
-        if not (args.m and args.n and args.k):
-            parser.error("--m, --n and --k go together")
+    if args.no_dense:
+        shapes = []
+    elif args.m:
         shapes = [(m, n, k) for m in args.m for n in args.n for k in args.k]
     else:
         shapes = suite_shapes()
-    results = []
-    for i, (m, n, k) in enumerate(shapes):
-        _progress(i, len(shapes), f"{m}x{n}x{k}")
-        results.append(bench_shape(m, n, k, args.iters))
-    _progress(len(shapes), len(shapes), "done")
-    grouped = []
-    if args.grouped:
-        suite = [("contiguous", *s) for s in CONTIGUOUS_SHAPES] + [("masked", *s) for s in MASKED_SHAPES]
-        for i, shape in enumerate(suite):
-            _progress(i, len(suite), " ".join(map(str, shape)))
-            grouped.append(bench_grouped(*shape, iters=args.iters))
-        _progress(len(suite), len(suite), "done")
-    host = None if args.no_host_time else bench_host_time()
+    grouped = [("contiguous", *s) for s in CONTIGUOUS_SHAPES] + [("masked", *s) for s in MASKED_SHAPES]
+    training = [(bench_wgrad, s) for s in WGRAD_SHAPES] + [(bench_k_grouped, s) for s in K_GROUPED_SHAPES]
+    saved = {
+        "results": _run_suite([(bench_shape, s) for s in shapes], args.iters),
+        "grouped": _run_suite([(bench_grouped, s) for s in grouped], args.iters) if args.grouped else [],
+        "training": _run_suite(training, args.iters) if args.training else [],
+        "host": None if args.no_host_time else bench_host_time(),
+    }
     env = environment()
     print(f"{env.get('gpu')} driver {env.get('driver')} torch {env['torch']} commit {env['commit']} {env['date']}")
-    print(format_table(results))
-    if grouped:
-        print()
-        print(format_grouped_table(grouped))
-    if host:
-        print()
-        print(format_host_time(host))
+    print(format_report(saved))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "results": results, "grouped": grouped, "host": host}, f, indent=1)
+            json.dump({"environment": env, **saved}, f, indent=1)
     if args.png:
-        plot(results, args.png)
+        plot(saved["results"], args.png)
     return 0
 
 

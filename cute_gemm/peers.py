@@ -1,7 +1,8 @@
 """The peers cute-gemm is measured against, called the way torch exposes them.
 
-- ``cublas_blockwise``: cuBLAS's 1x128/128x128 blockwise-scaled FP8 GEMM (same semantics as ours)
-  through ``torch.nn.functional.scaled_mm``; ``None`` when the installed torch lacks it.
+- ``cublas_blockwise``: cuBLAS's 1x128/128x128 (or 1x128/1x128, training) blockwise-scaled FP8 GEMM
+  (same semantics as ours) through ``torch.nn.functional.scaled_mm``; ``None`` when the installed
+  torch lacks it. A call cuBLAS refuses raises: the benchmark reports the peer n/a with the reason.
 - ``cublas_per_tensor``: cuBLAS FP8 with one scale per tensor (a simpler problem), ``torch._scaled_mm``.
 - ``torch_bf16``: ``torch.matmul`` in bf16.
 - ``torch_grouped_rowwise``: torch's grouped FP8 GEMM (``torch._scaled_grouped_mm``, one scale per
@@ -16,25 +17,29 @@ from __future__ import annotations
 import torch
 
 
-def cublas_blockwise(a, sfa, b, sfb):
-    """A callable computing the blockwise-scaled product with cuBLAS, or None if unsupported."""
+def cublas_blockwise(a, sfa, b, sfb, b_scale_rows: int = 128, out_dtype=torch.bfloat16):
+    """A callable computing the blockwise-scaled product with cuBLAS, or None if torch lacks the API.
+
+    ``sfa``: 1x128, ``[m, k/128]`` M-major as ours. ``sfb``: 128x128 blocks ``[n/128, k/128]``
+    (``b_scale_rows=128``) or 1x128 ``[n, k/128]`` N-major as ours (``b_scale_rows=1``, the training
+    recipe). cuBLAS refuses some shapes (e.g. K blocks not a multiple of 4), output dtypes and
+    recipes: the callable then raises.
+    """
     F = torch.nn.functional
     if not hasattr(F, "scaled_mm") or not hasattr(F, "ScalingType"):
         return None
-    sfa_mn = sfa  # [m, k/128] M-major, as ours
-    sfb_t = sfb.t()
+    if b_scale_rows == 1:
+        scale_b, recipe_b = sfb, F.ScalingType.BlockWise1x128
+    else:
+        scale_b, recipe_b = sfb.t(), F.ScalingType.BlockWise128x128
 
     def run():
         return F.scaled_mm(
-            a, b.t(), sfa_mn, F.ScalingType.BlockWise1x128, sfb_t, F.ScalingType.BlockWise128x128,
+            a, b.t(), sfa, F.ScalingType.BlockWise1x128, scale_b, recipe_b,
             swizzle_a=F.SwizzleType.NO_SWIZZLE, swizzle_b=F.SwizzleType.NO_SWIZZLE,
-            output_dtype=torch.bfloat16,
+            output_dtype=out_dtype,
         )
 
-    try:
-        run()
-    except Exception:  # cuBLAS refuses some shapes (e.g. K blocks not a multiple of 4)
-        return None
     return run
 
 
@@ -44,9 +49,9 @@ def per_tensor_cast(x):
     return (x.float() / scale).to(torch.float8_e4m3fn), scale
 
 
-def cublas_per_tensor(a, scale_a, b, scale_b):
-    """cuBLAS FP8 GEMM with per-tensor scales (inputs from :func:`per_tensor_cast`)."""
-    return lambda: torch._scaled_mm(a, b.t(), scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16)
+def cublas_per_tensor(a, scale_a, b, scale_b, out_dtype=torch.bfloat16):
+    """cuBLAS FP8 GEMM with per-tensor scales (inputs from :func:`per_tensor_cast`), ``out_dtype`` out."""
+    return lambda: torch._scaled_mm(a, b.t(), scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
 
 
 def torch_bf16(x, y):
