@@ -72,6 +72,22 @@ def _check_no_alias(out_name, out, inputs: dict[str, torch.Tensor]):
             raise ValueError(f"{out_name} must not overlap {name} in memory")
 
 
+def _check_placement(tensors: dict[str, torch.Tensor]):
+    """Every tensor on one CUDA device, and the output ``d`` overlapping none of the others."""
+    _check_same_device(tensors)
+    _check_no_alias("d", tensors["d"], {name: t for name, t in tensors.items() if name != "d"})
+
+
+def _check_nt_operands(a, b, dtype, k_name: str = "k") -> tuple[int, int, int]:
+    """``a [m, k]`` and ``b [n, k]`` of ``dtype``; returns ``(m, n, k)``."""
+    _check_tensor("a", a, dtype, 2)
+    _check_tensor("b", b, dtype, 2)
+    m, k = a.shape
+    if b.shape[1] != k:
+        raise ValueError(f"b must be [n, {k_name}] with {k_name}={k} as in a, got {list(b.shape)}")
+    return m, b.shape[0], k
+
+
 def _unpack_pairs(a, b):
     if not isinstance(a, (tuple, list)) or len(a) != 2:
         raise TypeError("a must be a pair (a, sfa)")
@@ -333,15 +349,10 @@ def _check_variant(config, variant: heuristics.Variant):
 def _plan_dense(a, b, d, accumulate, config) -> _Plan:
     """Every check of :func:`fp8_gemm_nt` that depends on the layout only, and the kernel to run."""
     (a, sfa), (b, sfb) = _unpack_pairs(a, b)
-    _check_tensor("a", a, torch.float8_e4m3fn, 2)
-    _check_tensor("b", b, torch.float8_e4m3fn, 2)
+    m, n, k = _check_nt_operands(a, b, torch.float8_e4m3fn)
     out_dtype = _check_output("d", d, 2)
     _check_tensor("sfa", sfa, torch.float32, 2)
     _check_tensor("sfb", sfb, torch.float32, 2)
-    m, k = a.shape
-    n = b.shape[0]
-    if b.shape[1] != k:
-        raise ValueError(f"b must be [n, k] with k={k} as in a, got {list(b.shape)}")
     _check_shape("d", d, (m, n))
     _check_nk(n, k)
     kb = ceil_div(k, SCALE_BLOCK)
@@ -358,8 +369,7 @@ def _plan_dense(a, b, d, accumulate, config) -> _Plan:
     _check_rows("d", d, 16 // d.element_size())
     if accumulate and out_dtype != "fp32":
         raise TypeError(f"d must have dtype torch.float32 when c is given, got {d.dtype}")
-    _check_same_device({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
-    _check_no_alias("d", d, {"a": a, "b": b, "sfa": sfa, "sfb": sfb})
+    _check_placement({"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb})
     spans = {name: _byte_extent(t) for name, t in {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb}.items()}
     num_sms = device.get_num_sms(d.device.index)
     if m == 0 or n == 0 or k == 0:
@@ -423,8 +433,7 @@ def m_grouped_fp8_gemm_nt_contiguous(
     if m_indices.numel() > 1 and m_indices.stride(0) != 1:
         raise ValueError("m_indices must be contiguous")
     tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb, "m_indices": m_indices}
-    _check_same_device(tensors)
-    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    _check_placement(tensors)
     if m_sum == 0 or n == 0 or num_groups == 0:
         return d
     if k == 0:
@@ -478,8 +487,7 @@ def m_grouped_fp8_gemm_nt_masked(
     _check_rows("a", a, 16)
     _check_rows("d", d, 8)
     tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb, "masked_m": masked_m}
-    _check_same_device(tensors)
-    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    _check_placement(tensors)
     if num_groups == 0 or m_max == 0 or n == 0:
         return d
     if k == 0:
@@ -532,15 +540,10 @@ def k_grouped_fp8_gemm_nt_contiguous(
     Shape rule: ``m`` any, ``n`` a multiple of 8, ``K_sum`` a multiple of 128. Returns ``d``.
     """
     (a, sfa), (b, sfb) = _unpack_pairs(a, b)
-    _check_tensor("a", a, torch.float8_e4m3fn, 2)
-    _check_tensor("b", b, torch.float8_e4m3fn, 2)
+    m, n, k_sum = _check_nt_operands(a, b, torch.float8_e4m3fn, "K_sum")
     _check_tensor("sfa", sfa, torch.float32, 2)
     _check_tensor("sfb", sfb, torch.float32, 2)
     _check_tensor("d", d, torch.float32, 3)
-    m, k_sum = a.shape
-    n = b.shape[0]
-    if b.shape[1] != k_sum:
-        raise ValueError(f"b must be [n, K_sum] with K_sum={k_sum} as in a, got {list(b.shape)}")
     if k_sum % SCALE_BLOCK:
         raise ValueError(f"K_sum (a.shape[1]) must be a multiple of 128, got {k_sum}")
     _check_nk(n, k_sum)
@@ -557,8 +560,7 @@ def k_grouped_fp8_gemm_nt_contiguous(
     tensors = {"a": a, "b": b, "d": d, "sfa": sfa, "sfb": sfb}
     if isinstance(ks, torch.Tensor):
         tensors["ks"] = ks
-    _check_same_device(tensors)
-    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    _check_placement(tensors)
     if num_groups == 0 or m == 0 or n == 0:
         return d
     if k_sum == 0:

@@ -14,10 +14,10 @@ from cute_gemm import device, heuristics, jit
 from cute_gemm.api import (
     _check_accumulator,
     _check_kind,
-    _check_no_alias,
+    _check_nt_operands,
     _check_output,
+    _check_placement,
     _check_rows,
-    _check_same_device,
     _check_shape,
     _check_tensor,
     _check_variant,
@@ -56,13 +56,8 @@ def bf16_gemm_nt(
 
     ``n`` and ``k`` multiples of 8; any ``m``; ``k`` need not be a multiple of BLOCK_K = 64.
     """
-    _check_tensor("a", a, torch.bfloat16, 2)
-    _check_tensor("b", b, torch.bfloat16, 2)
+    m, n, k = _check_nt_operands(a, b, torch.bfloat16)
     out_dtype = _check_output("d", d, 2)
-    m, k = a.shape
-    n = b.shape[0]
-    if b.shape[1] != k:
-        raise ValueError(f"b must be [n, k] with k={k} as in a, got {list(b.shape)}")
     _check_shape("d", d, (m, n))
     _check_bf16_nk(n, k)
     _check_rows("a", a, _BF16_ROW)
@@ -72,8 +67,7 @@ def bf16_gemm_nt(
         _check_accumulator(c, d)
         if out_dtype != "fp32":
             raise TypeError(f"d must have dtype torch.float32 when c is given, got {d.dtype}")
-    _check_same_device({"a": a, "b": b, "d": d})
-    _check_no_alias("d", d, {"a": a, "b": b})
+    _check_placement({"a": a, "b": b, "d": d})
     if m == 0 or n == 0:
         return d
     if k == 0:
@@ -123,8 +117,7 @@ def m_grouped_bf16_gemm_nt_contiguous(
     if m_indices.numel() > 1 and m_indices.stride(0) != 1:
         raise ValueError("m_indices must be contiguous")
     tensors = {"a": a, "b": b, "d": d, "m_indices": m_indices}
-    _check_same_device(tensors)
-    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    _check_placement(tensors)
     if m_sum == 0 or n == 0 or num_groups == 0:
         return d
     if k == 0:
@@ -163,8 +156,7 @@ def m_grouped_bf16_gemm_nt_masked(
     _check_rows("a", a, _BF16_ROW)
     _check_rows("d", d, _BF16_ROW)
     tensors = {"a": a, "b": b, "d": d, "masked_m": masked_m}
-    _check_same_device(tensors)
-    _check_no_alias("d", d, {name: t for name, t in tensors.items() if name != "d"})
+    _check_placement(tensors)
     if num_groups == 0 or m_max == 0 or n == 0:
         return d
     if k == 0:
