@@ -340,9 +340,10 @@ def _check_output(name, d, rank):
 
 def _check_variant(config, variant: heuristics.Variant):
     """A forced config must build the kernel the call needs."""
-    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype)
+    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype,
+                              config.a_major, config.b_major)
     if have != variant:
-        raise ValueError(f"config must have (b_scale_rows, out_dtype, accumulate, ab_dtype) = {tuple(variant)} "
+        raise ValueError(f"config must have {heuristics.Variant._fields} = {tuple(variant)} "
                          f"for these arguments, got {tuple(have)}")
 
 

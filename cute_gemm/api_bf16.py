@@ -1,6 +1,9 @@
 """The public torch API of the BF16 GEMMs: the FP8 kernel's roles, pipelines and scheduler with
 bf16 operands and no scales (:class:`cute_gemm.kernels.bf16_gemm_sm90.Bf16GemmSm90`).
 
+Names follow DeepGEMM: the first letter is A's storage (``n``: ``[m, k]``, ``t``: ``[k, m]``), the
+second B's (``t``: ``[n, k]``, ``n``: ``[k, n]``); ``d = a @ b`` in the stored orientation.
+
 Same argument checks, shapes and layouts as the FP8 functions in :mod:`cute_gemm.api`, without the
 scale tensors: operands are plain bf16 tensors, K-major (NT); rows of A, B and D are 16 bytes
 aligned (``k`` and ``n`` multiples of 8).
@@ -14,7 +17,6 @@ from cute_gemm import device, heuristics, jit
 from cute_gemm.api import (
     _check_accumulator,
     _check_kind,
-    _check_nt_operands,
     _check_output,
     _check_placement,
     _check_rows,
@@ -37,26 +39,57 @@ def _check_bf16_nk(n: int, k: int):
         raise ValueError(f"k must be a multiple of 8 (16-byte bf16 rows), got k={k}")
 
 
-def _variant(out_dtype: str, accumulate: bool = False) -> heuristics.Variant:
-    return heuristics.Variant(128, out_dtype, accumulate, "bf16")
+def _variant(out_dtype: str, accumulate: bool = False, a_major: str = "k", b_major: str = "k"):
+    return heuristics.Variant(128, out_dtype, accumulate, "bf16", a_major, b_major)
 
 
-def bf16_gemm_nt(
-    a: torch.Tensor, b: torch.Tensor, d: torch.Tensor, c: torch.Tensor | None = None,
-    config: jit.GemmConfig | None = None,
-) -> torch.Tensor:
-    """``d = [c +] a @ b^T`` with bf16 operands and fp32 accumulation. Writes ``d`` and returns it.
-
-    :param a: ``[m, k]`` bfloat16, K-major.
-    :param b: ``[n, k]`` bfloat16, K-major.
+_DOC_RULES = """
     :param d: output ``[m, n]`` bfloat16 or float32, N-major, not overlapping ``a`` or ``b``.
-    :param c: optional float32 ``[m, n]`` (``d`` float32): ``d = c + a @ b^T``; ``c`` may be ``d``
+    :param c: optional float32 ``[m, n]`` (``d`` float32): ``d = c + ...``; ``c`` may be ``d``
         (in place, TMA reduce-add), any other ``c`` is copied into ``d`` first.
-    :param config: a ``GemmConfig`` with ``ab_dtype="bf16"`` to force.
+    :param config: a ``GemmConfig`` with ``ab_dtype="bf16"`` and the call's majors to force.
 
-    ``n`` and ``k`` multiples of 8; any ``m``; ``k`` need not be a multiple of BLOCK_K = 64.
-    """
-    m, n, k = _check_nt_operands(a, b, torch.bfloat16)
+    Every operand has a unit-stride last dim and 16-byte aligned rows (``m``, ``n``, ``k`` multiples
+    of 8 where they are an operand's last dim; ``n`` always); ``k`` need not be a multiple of 64.
+"""
+
+
+def bf16_gemm_nt(a, b, d, c=None, config=None):
+    """``d = [c +] a @ b^T``: ``a [m, k]``, ``b [n, k]`` bfloat16 (both K-major), fp32 accumulation."""
+    return _bf16_gemm(a, b, d, c, config, "k", "k")
+
+
+def bf16_gemm_nn(a, b, d, c=None, config=None):
+    """``d = [c +] a @ b``: ``a [m, k]``, ``b [k, n]`` bfloat16 (B N-major)."""
+    return _bf16_gemm(a, b, d, c, config, "k", "mn")
+
+
+def bf16_gemm_tn(a, b, d, c=None, config=None):
+    """``d = [c +] a^T @ b``: ``a [k, m]``, ``b [k, n]`` bfloat16 (both MN-major; e.g. a weight
+    gradient from activations stored token-major)."""
+    return _bf16_gemm(a, b, d, c, config, "mn", "mn")
+
+
+def bf16_gemm_tt(a, b, d, c=None, config=None):
+    """``d = [c +] a^T @ b^T``: ``a [k, m]`` (A M-major), ``b [n, k]`` bfloat16."""
+    return _bf16_gemm(a, b, d, c, config, "mn", "k")
+
+
+for _f in (bf16_gemm_nt, bf16_gemm_nn, bf16_gemm_tn, bf16_gemm_tt):
+    _f.__doc__ += _DOC_RULES
+
+
+def _bf16_gemm(a, b, d, c, config, a_major: str, b_major: str) -> torch.Tensor:
+    """The four layouts: ``a``/``b`` as given (``[m, k]``/``[n, k]`` when K-major, ``[k, m]``/
+    ``[k, n]`` when MN-major); the kernel sees ``(m, k)`` and ``(n, k)`` views of them."""
+    _check_tensor("a", a, torch.bfloat16, 2)
+    _check_tensor("b", b, torch.bfloat16, 2)
+    a_mk = a if a_major == "k" else a.t()
+    b_nk = b if b_major == "k" else b.t()
+    (m, k), n = a_mk.shape, b_nk.shape[0]
+    if b_nk.shape[1] != k:
+        form = "[n, k]" if b_major == "k" else "[k, n]"
+        raise ValueError(f"b must be {form} with k={k} as in a, got {list(b.shape)}")
     out_dtype = _check_output("d", d, 2)
     _check_shape("d", d, (m, n))
     _check_bf16_nk(n, k)
@@ -74,13 +107,13 @@ def bf16_gemm_nt(
         _fill_without_product(d, c)
         return d
     num_sms = device.get_num_sms(d.device.index)
-    variant = _variant(out_dtype, c is not None)
+    variant = _variant(out_dtype, c is not None, a_major, b_major)
     if config is None:
         config = heuristics.choose_config(m, n, k, num_sms, variant)
     _check_variant(config, variant)
     if c is not None and not _same_view(c, d):
         d.copy_(c)
-    jit.get_fp8_gemm(config)(a, b, d, num_sms)
+    jit.get_fp8_gemm(config)(a_mk, b_nk, d, num_sms)
     return d
 
 

@@ -40,6 +40,8 @@ class Variant(NamedTuple):
     out_dtype: str = "bf16"
     accumulate: bool = False
     ab_dtype: str = "fp8"
+    a_major: str = "k"
+    b_major: str = "k"
 
     @property
     def block_k(self) -> int:
@@ -159,7 +161,7 @@ def candidates(
     out = []
     num_k_blocks = ceil_div(k, variant.block_k)
     block_ms = (block_m,) if block_m else block_m_candidates(m)
-    if variant.b_scale_rows == 1:  # no 256-row tiles: fall back to 128
+    if variant.b_scale_rows == 1 or variant.a_major == "mn":  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)
     for bm in block_ms:
@@ -221,7 +223,8 @@ def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) 
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype)
+    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype,
+                      config.a_major, config.b_major)
     ranked = candidates(m, n, k, num_sms, variant=variant)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(

@@ -38,7 +38,8 @@ class GemmConfig(NamedTuple):
     ``b_scale_rows``: 128 (B scaled per 128x128 block) or 1 (per row per 128 K, the training
     recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only);
     ``ab_dtype``: "fp8" (scaled, :class:`Fp8GemmSm90`) or "bf16" (no scales, BLOCK_K = 64,
-    :class:`Bf16GemmSm90`).
+    :class:`Bf16GemmSm90`); ``a_major``/``b_major``: "k" or (bf16 only) "mn", the operand's
+    contiguous mode.
     """
 
     block_m: int
@@ -53,6 +54,8 @@ class GemmConfig(NamedTuple):
     out_dtype: str = "bf16"
     accumulate: bool = False
     ab_dtype: str = "fp8"
+    a_major: str = "k"
+    b_major: str = "k"
 
     @property
     def block_k(self) -> int:
@@ -65,6 +68,8 @@ class GemmConfig(NamedTuple):
         if (self.b_scale_rows, self.out_dtype, self.accumulate) != (128, "bf16", False):
             variant = f" B scales 1x128 (per row)" if self.b_scale_rows == 1 else ""
             variant += f" out={self.out_dtype}" + (" accumulate" if self.accumulate else "")
+        if (self.a_major, self.b_major) != ("k", "k"):
+            variant += f" A {self.a_major.upper()}-major, B {self.b_major.upper()}-major"
         return (
             f"{'BF16 ' if self.ab_dtype == 'bf16' else ''}BLOCK_M={self.block_m} BLOCK_N={self.block_n} "
             f"BLOCK_K={self.block_k} stages={self.stages} cluster={self.cluster_m}x{self.cluster_n} "
@@ -97,6 +102,11 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
             shape, stride = shape + (g,), stride + (cute.sym_int64(divisibility=row_div),)
         return make_fake_tensor(dtype, shape, stride=stride, assumed_align=align)
 
+    def mn_major(dtype, rows, cols):
+        """A dense operand stored rows-contiguous: (rows, cols):(1, ld), ld % 8 (16 bytes)."""
+        return make_fake_tensor(dtype, (rows, cols), stride=(1, cute.sym_int64(divisibility=8)),
+                                assumed_align=16)
+
     def m_major(rows, cols, batched):
         shape, stride = (rows, cols), (1, cute.sym_int64(divisibility=4))
         if batched:
@@ -107,8 +117,8 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
     out_dtype = OUT_DTYPES[config.out_dtype]
     ab, ab_row_div = (cutlass.BFloat16, 8) if bf16_operands else (fp8, 16)
-    a = row_major(ab, m, k, ab_row_div, masked)
-    b = row_major(ab, n, k, ab_row_div, m_grouped)
+    a = (mn_major(ab, m, k) if config.a_major == "mn" else row_major(ab, m, k, ab_row_div, masked))
+    b = (mn_major(ab, n, k) if config.b_major == "mn" else row_major(ab, n, k, ab_row_div, m_grouped))
     d = row_major(out_dtype, m, n, 128 // out_dtype.width, masked or kind == GemmKind.K_GROUPED)
     sfa = m_major(m, kb, masked)
     if config.b_scale_rows == 1:

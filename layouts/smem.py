@@ -15,17 +15,20 @@ from cutlass.tensor_utils import LayoutEnum
 
 
 def operand_smem_layout(
-    dtype: type[cutlass.Numeric], rows: int, block_k: int, stages: int
+    dtype: type[cutlass.Numeric], rows: int, block_k: int, stages: int, mn_major: bool = False
 ) -> cute.ComposedLayout:
-    """K-major operand tile ``(rows, block_k, stages)`` with the widest swizzle the row allows.
+    """Operand tile ``(rows, block_k, stages)`` with the widest swizzle the contiguous mode allows.
 
-    Used for A (rows = BLOCK_M) and B (rows = BLOCK_N). WGMMA reads these through smem
-    descriptors; TMA writes them with the same swizzle.
+    Used for A (rows = BLOCK_M) and B (rows = BLOCK_N). K-major (the default; the only form FP8
+    WGMMA reads) swizzles along K; ``mn_major`` (bf16 operands stored M- or N-contiguous) swizzles
+    along the rows. WGMMA reads these through smem descriptors; TMA writes them with the same
+    swizzle.
     """
+    layout, major_size = (LayoutEnum.COL_MAJOR, rows) if mn_major else (LayoutEnum.ROW_MAJOR, block_k)
     atom = cute.nvgpu.warpgroup.make_smem_layout_atom(
-        sm90_utils.get_smem_layout_atom(LayoutEnum.ROW_MAJOR, dtype, block_k), dtype
+        sm90_utils.get_smem_layout_atom(layout, dtype, major_size), dtype
     )
-    return cute.tile_to_shape(atom, (rows, block_k, stages), order=(0, 1, 2))
+    return cute.tile_to_shape(atom, (rows, block_k, stages), order=(1, 0, 2) if mn_major else (0, 1, 2))
 
 
 def epilogue_smem_layout(

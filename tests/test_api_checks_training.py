@@ -194,3 +194,17 @@ def test_bf16_grouped_checks():
         cute_gemm.m_grouped_bf16_gemm_nt_masked(a.view(2, 128, 512), torch.zeros(2, 64, 512, dtype=torch.bfloat16),
                                                 torch.zeros(2, 128, 64, dtype=torch.bfloat16),
                                                 torch.zeros(2, dtype=torch.int32), 32)
+
+
+def test_bf16_other_majors_checks():
+    a_km = torch.zeros(K - 16, M, dtype=torch.bfloat16)  # tn: a is [k, m]
+    b_kn = torch.zeros(K - 16, N, dtype=torch.bfloat16)  # nn: b is [k, n]
+    d = torch.zeros(M, N, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"^b must be \[k, n\] with k=1024"):
+        cute_gemm.bf16_gemm_nn(torch.zeros(M, K - 16, dtype=torch.bfloat16), b_kn[:-8], d)
+    with pytest.raises(ValueError, match="^a must have unit stride"):  # an [m, k] given for tt
+        cute_gemm.bf16_gemm_tt(torch.zeros(M, K - 16, dtype=torch.bfloat16).t(), torch.zeros(N, K - 16, dtype=torch.bfloat16), d)
+    with pytest.raises(ValueError, match="^a must have unit stride.*multiples of 8"):  # m = 44 rows of a^T
+        cute_gemm.bf16_gemm_tn(torch.zeros(K - 16, 44, dtype=torch.bfloat16), b_kn, torch.zeros(44, N, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="^a must be a CUDA tensor"):
+        cute_gemm.bf16_gemm_tn(a_km, b_kn, d)

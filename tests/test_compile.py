@@ -50,12 +50,19 @@ CONFIGS += [
     GemmConfig(bm, bn, max_stages(bm, bn, **BF16), kind=kind, **BF16)
     for bm, bn in ((128, 128), (64, 112))
     for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
-] + [GemmConfig(128, 128, max_stages(128, 128, out_dtype="fp32", **BF16), out_dtype="fp32", accumulate=True, **BF16)]
+] + [GemmConfig(128, 128, max_stages(128, 128, out_dtype="fp32", **BF16), out_dtype="fp32", accumulate=True, **BF16)
+] + [  # bf16 operands stored M- or N-contiguous (NN, TN, TT)
+    GemmConfig(bm, bn, max_stages(bm, bn, **BF16), **BF16, a_major=a_major, b_major=b_major)
+    for bm, bn in ((128, 128), (128, 112), (64, 48), (256, 128))
+    for a_major, b_major in (("k", "mn"), ("mn", "k"), ("mn", "mn"))
+    if not (a_major == "mn" and bm == 256)
+]
 
 
 def _config_id(c):
     variant = "" if c.b_scale_rows == 128 else "-sfb1x128"
     variant += "" if c.ab_dtype == "fp8" else f"-{c.ab_dtype}"
+    variant += "" if (c.a_major, c.b_major) == ("k", "k") else f"-{c.a_major}{c.b_major}"
     variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 

@@ -78,3 +78,32 @@ def test_m_grouped_masked(num_groups, m_max, n, k, expected_m):
         if count:
             assert calc_diff(p.d[g, :count], p.expert_reference(g, dequantized=False)) < 1e-5
         assert torch.isnan(p.d[g, count:]).all(), f"expert {g}: rows past masked_m were written"
+
+
+@pytest.mark.parametrize("layout", ["nn", "tn", "tt"])
+@pytest.mark.parametrize("m,n,k", [(4096, 7168, 2048), (4104, 2112, 7168), (136, 264, 1048), (64, 4096, 7168)])
+def test_other_majors(layout, m, n, k):
+    # a [m, k] or (t) [k, m]; b [n, k] or (n) [k, n]: the kernel reads them M-/N-contiguous.
+    x, y, ref = inputs(m, n, k)
+    a = x.t().contiguous() if layout[0] == "t" else x
+    b = y.t().contiguous() if layout[1] == "n" else y
+    d = torch.full((m, n), float("nan"), device="cuda")
+    getattr(cute_gemm, f"bf16_gemm_{layout}")(a, b, d)
+    assert calc_diff(d, ref) < 1e-5
+
+
+@pytest.mark.parametrize("a_major,b_major", [("k", "mn"), ("mn", "k"), ("mn", "mn")])
+@pytest.mark.parametrize("block_m,block_n", [(128, 128), (128, 112), (64, 48), (64, 160), (256, 128)])
+def test_other_majors_every_tile_kind(a_major, b_major, block_m, block_n):
+    if a_major == "mn" and block_m == 256:
+        pytest.skip("M-major A needs block_m <= 128")
+    m, n, k = 3 * block_m + 8, 5 * 128 + 8 * 3, 64 * 5 + 24
+    x, y, ref = inputs(m, n, k)
+    a = x.t().contiguous() if a_major == "mn" else x  # as given: [k, m] when M-major
+    b = y.t().contiguous() if b_major == "mn" else y
+    layout = ("t" if a_major == "mn" else "n") + ("n" if b_major == "mn" else "t")
+    d = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device="cuda")
+    config = GemmConfig(block_m, block_n, max_stages(block_m, block_n, ab_dtype="bf16"), ab_dtype="bf16",
+                        a_major=a_major, b_major=b_major)
+    getattr(cute_gemm, f"bf16_gemm_{layout}")(a, b, d, config=config)
+    assert calc_diff(d, ref) < 1e-5

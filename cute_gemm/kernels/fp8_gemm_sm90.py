@@ -176,9 +176,20 @@ class Fp8GemmSm90:
         out_dtype: str = "bf16",
         accumulate: bool = False,
         ab_dtype: str = "fp8",
+        a_major: str = "k",
+        b_major: str = "k",
     ):
         if ab_dtype != self.AB_DTYPE:
             raise ValueError(f"{type(self).__name__} takes ab_dtype={self.AB_DTYPE!r}, got {ab_dtype!r}")
+        for name, major in (("a_major", a_major), ("b_major", b_major)):
+            if major not in ("k", "mn"):
+                raise ValueError(f"{name} must be 'k' or 'mn', got {major!r}")
+        # NOTES: Hopper's WGMMA transposes operands read from shared memory for 16-bit types only.
+        if (a_major, b_major) != ("k", "k") and ab_dtype != "bf16":
+            raise ValueError("FP8 operands must be K-major (WGMMA reads FP8 K-major only)")
+        if a_major == "mn" and block_m > tiles.WAVE_BLOCK_M:
+            raise ValueError(f"an M-major A needs block_m <= {tiles.WAVE_BLOCK_M}, got {block_m}")
+        self.a_mn_major, self.b_mn_major = a_major == "mn", b_major == "mn"
         tiles.check_tile(block_m, block_n, b_scale_rows)
         if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
             raise ValueError(f"cluster (m, n) must be (1, 1), (2, 1) or (1, 2), got {(cluster_m, cluster_n)}")
@@ -280,15 +291,15 @@ class Fp8GemmSm90:
         tiled_mma = sm90_utils.make_trivial_tiled_mma(
             a.element_type,
             b.element_type,
-            OperandMajorMode.K,
-            OperandMajorMode.K,
+            OperandMajorMode.MN if self.a_mn_major else OperandMajorMode.K,
+            OperandMajorMode.MN if self.b_mn_major else OperandMajorMode.K,
             Float32,
             atom_layout_mnk=(self.num_math_warpgroups, 1, 1),
             tiler_mn=(64, bN),
         )
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2)
-        a_smem_layout = smem_layouts.operand_smem_layout(a.element_type, bM, bK, self.stages)
-        b_smem_layout = smem_layouts.operand_smem_layout(b.element_type, bN, bK, self.stages)
+        a_smem_layout = smem_layouts.operand_smem_layout(a.element_type, bM, bK, self.stages, self.a_mn_major)
+        b_smem_layout = smem_layouts.operand_smem_layout(b.element_type, bN, bK, self.stages, self.b_mn_major)
         epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, self.epi_buffers)
         sfa_smem_layout = scale_layouts.sfa_smem_layout(bM, self.stages)
         sfb_smem_layout = scale_layouts.sfb_smem_layout(bN, self.stages)
