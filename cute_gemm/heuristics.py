@@ -145,7 +145,17 @@ class TileChoice:
         return (round(self.cost, 3), -self.block_n, -self.block_m)
 
 
+BF16_BLOCK_N_MULTIPLE = 64
+"""BF16 tiles the heuristic offers: BLOCK_N a multiple of 64 elements, except with an M-major A
+and a K-major B (TT). An N-major B tile gets the 128-byte swizzle only then (narrower ones made TN
+1.5x slower at 4096x2112x7168); with a K-major A, 256x128 / 128x192 ran 4-10% above 256x112,
+256x96 and 128x160; TT, limited to 128-row tiles, runs best at 128x160 (H200, docs/notes.md)."""
+
+
 def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
+    restricted = variant.ab_dtype == "bf16" and (variant.a_major, variant.b_major) != ("mn", "k")
+    if restricted and block_n % BF16_BLOCK_N_MULTIPLE:
+        return False
     try:
         check_tile(block_m, block_n, variant.b_scale_rows)
     except ValueError:
