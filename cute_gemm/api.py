@@ -96,11 +96,14 @@ def _unpack_pairs(a, b):
     return a, b
 
 
-def _check_nk(n, k):
+def _check_nk(n, k, operand_dtype: torch.dtype = torch.float8_e4m3fn):
+    """TMA moves 16-byte rows: of d (``n``) and of the K-major operands (``k``)."""
     if n % 8 != 0:
         raise ValueError(f"n must be a multiple of 8 (16-byte bf16 rows of d), got n={n}")
-    if k % 16 != 0:
-        raise ValueError(f"k must be a multiple of 16 (16-byte fp8 rows), got k={k}")
+    per_row = 16 // operand_dtype.itemsize
+    name = "fp8" if operand_dtype.itemsize == 1 else "bf16"
+    if k % per_row != 0:
+        raise ValueError(f"k must be a multiple of {per_row} (16-byte {name} rows), got k={k}")
 
 
 def _experts_last(t: torch.Tensor) -> torch.Tensor:
@@ -340,11 +343,9 @@ def _check_output(name, d, rank):
 
 def _check_variant(config, variant: heuristics.Variant):
     """A forced config must build the kernel the call needs."""
-    have = heuristics.Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype,
-                              config.a_major, config.b_major)
-    if have != variant:
+    if config.variant != variant:
         raise ValueError(f"config must have {heuristics.Variant._fields} = {tuple(variant)} "
-                         f"for these arguments, got {tuple(have)}")
+                         f"for these arguments, got {tuple(config.variant)}")
 
 
 def _plan_dense(a, b, d, accumulate, config) -> _Plan:

@@ -17,6 +17,7 @@ from cute_gemm import device, heuristics, jit
 from cute_gemm.api import (
     _check_accumulator,
     _check_kind,
+    _check_nk,
     _check_output,
     _check_placement,
     _check_rows,
@@ -30,13 +31,6 @@ from cute_gemm.api import (
 from schedulers.raster import GemmKind
 
 _BF16_ROW = 8  # elements in 16 bytes
-
-
-def _check_bf16_nk(n: int, k: int):
-    if n % 8 != 0:
-        raise ValueError(f"n must be a multiple of 8 (16-byte rows of d), got n={n}")
-    if k % _BF16_ROW != 0:
-        raise ValueError(f"k must be a multiple of 8 (16-byte bf16 rows), got k={k}")
 
 
 def _variant(out_dtype: str, accumulate: bool = False, a_major: str = "k", b_major: str = "k"):
@@ -92,7 +86,7 @@ def _bf16_gemm(a, b, d, c, config, a_major: str, b_major: str) -> torch.Tensor:
         raise ValueError(f"b must be {form} with k={k} as in a, got {list(b.shape)}")
     out_dtype = _check_output("d", d, 2)
     _check_shape("d", d, (m, n))
-    _check_bf16_nk(n, k)
+    _check_nk(n, k, torch.bfloat16)
     _check_rows("a", a, _BF16_ROW)
     _check_rows("b", b, _BF16_ROW)
     _check_rows("d", d, 16 // d.element_size())
@@ -123,7 +117,7 @@ def _check_grouped_b(b: torch.Tensor, k: int) -> tuple[int, int]:
     num_groups, n = b.shape[0], b.shape[1]
     if b.shape[2] != k:
         raise ValueError(f"b must be [G, n, k] with k={k} as in a, got {list(b.shape)}")
-    _check_bf16_nk(n, k)
+    _check_nk(n, k, torch.bfloat16)
     _check_rows("b", b, _BF16_ROW)
     return num_groups, n
 

@@ -25,27 +25,11 @@ import os
 import sys
 from dataclasses import dataclass
 
-from typing import NamedTuple
 
-from cute_gemm.jit import GemmConfig
+from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
 from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
-
-
-class Variant(NamedTuple):
-    """The output and scaling options of a GEMM (the GemmConfig fields of the same names)."""
-
-    b_scale_rows: int = 128
-    out_dtype: str = "bf16"
-    accumulate: bool = False
-    ab_dtype: str = "fp8"
-    a_major: str = "k"
-    b_major: str = "k"
-
-    @property
-    def block_k(self) -> int:
-        return block_k(self.ab_dtype)
 
 
 INFERENCE = Variant()
@@ -109,7 +93,7 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     most = max_stages(block_m, block_n, *smem_variant)
     if variant.out_dtype == "fp32":
         return most
-    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, variant.block_k) <= LONG_K_BLOCKS)):
+    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, block_k(variant.ab_dtype)) <= LONG_K_BLOCKS)):
         return min(whole, most)
     return most
 
@@ -169,7 +153,7 @@ def candidates(
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best first."""
     out = []
-    num_k_blocks = ceil_div(k, variant.block_k)
+    num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     block_ms = (block_m,) if block_m else block_m_candidates(m)
     if variant.b_scale_rows == 1 or variant.a_major == "mn":  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
@@ -233,9 +217,7 @@ def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) 
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    variant = Variant(config.b_scale_rows, config.out_dtype, config.accumulate, config.ab_dtype,
-                      config.a_major, config.b_major)
-    ranked = candidates(m, n, k, num_sms, variant=variant)
+    ranked = candidates(m, n, k, num_sms, variant=config.variant)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
         "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "

@@ -32,6 +32,17 @@ ARCH = "sm_90a"
 COMPILE_OPTIONS = f"--gpu-arch {ARCH} --enable-tvm-ffi"
 
 
+class Variant(NamedTuple):
+    """The output, scaling and operand options of a GEMM: the last fields of :class:`GemmConfig`."""
+
+    b_scale_rows: int = 128
+    out_dtype: str = "bf16"
+    accumulate: bool = False
+    ab_dtype: str = "fp8"
+    a_major: str = "k"
+    b_major: str = "k"
+
+
 class GemmConfig(NamedTuple):
     """Everything static about one FP8 GEMM kernel.
 
@@ -60,6 +71,10 @@ class GemmConfig(NamedTuple):
     @property
     def block_k(self) -> int:
         return tiles.block_k(self.ab_dtype)
+
+    @property
+    def variant(self) -> Variant:
+        return Variant(*self[len(self) - len(Variant._fields):])
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"

@@ -208,3 +208,10 @@ def test_bf16_other_majors_checks():
         cute_gemm.bf16_gemm_tn(torch.zeros(K - 16, 44, dtype=torch.bfloat16), b_kn, torch.zeros(44, N, dtype=torch.bfloat16))
     with pytest.raises(ValueError, match="^a must be a CUDA tensor"):
         cute_gemm.bf16_gemm_tn(a_km, b_kn, d)
+
+
+def test_config_variant_is_the_last_config_fields():
+    from cute_gemm.jit import Variant
+    assert GemmConfig._fields[-len(Variant._fields):] == Variant._fields
+    config = GemmConfig(128, 128, 4, b_scale_rows=1, out_dtype="fp32", accumulate=True)
+    assert config.variant == Variant(1, "fp32", True)

@@ -52,7 +52,7 @@ def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dt
 def _fixed_bytes(ab_dtype: str) -> int:
     """Shared memory besides stages and epilogue: barriers, alignment, and for bf16 the 128-byte
     scale buffer it does not use."""
-    return BARRIER_BYTES + (128 if ab_dtype == "bf16" else 0)
+    return BARRIER_BYTES + (scale_layouts.SMEM_ALIGN_FLOATS * 4 if ab_dtype == "bf16" else 0)
 
 
 def _piece_bytes(block_m: int, block_n: int, out_dtype: str = "bf16") -> int:
@@ -216,7 +216,7 @@ class Fp8GemmSm90:
                 f"{block_m}x{block_n} tile ({variant}), got {stages}"
             )
         self.block_m, self.block_n, self.stages = block_m, block_n, stages
-        self.b_scale_rows, self.out_dtype, self.accumulate = b_scale_rows, out_dtype, accumulate
+        self.b_scale_rows, self.accumulate = b_scale_rows, accumulate
         self.scaled = ab_dtype == "fp8"
         self.sfb_per_row = self.scaled and b_scale_rows == 1
         if self.sfb_per_row and cluster_m > 1 and (block_n // cluster_m) % scale_layouts.SMEM_ALIGN_FLOATS:
@@ -228,7 +228,7 @@ class Fp8GemmSm90:
         # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
         self.cluster_mn = (cluster_m, cluster_n)
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
-        self.tile_shape_mnk = (block_m, block_n, tiles.BLOCK_K if self.scaled else tiles.BF16_BLOCK_K)
+        self.tile_shape_mnk = (block_m, block_n, tiles.block_k(ab_dtype))
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
         # NOTES: when every piece of the tile has its own smem buffer, the epilogue waits once for
         # the previous tile's stores and syncs the math warps twice per tile; a ring of fewer
