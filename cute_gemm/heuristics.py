@@ -10,7 +10,16 @@ loads and the B-scale split dispatch, counted in K blocks). The efficiencies and
 (docs/notes.md; ``tools/sweep.py``): at large K, 128x160, 256x128 and 256x112 tiles run fastest
 per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of narrow tiles wins.
 Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
-(2-CTA multicast measured within noise on these shapes). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
+(2-CTA multicast measured within noise on these shapes).
+
+Split-K (:data:`SPLIT_K`): when even one wave of tiles leaves SMs idle, a tile may be split along K
+over a cluster of 2 CTAs (partials summed through distributed shared memory), modelled as the same
+tile with ``ceil(K blocks / 2)`` per CTA and twice the CTAs; only for M <= 128 (where 64-row tiles
+are then tried for 65..128 rows too), while every split CTA fits in one wave, with at least
+:data:`SPLIT_K_MIN_K_BLOCKS` K blocks per CTA, and for tiles at most 128 wide (wider ones spill
+registers around the reduction). Measured on the H200: 64x4096x7168 64x64 split 2
+346-350 TFLOPS vs 312 for 64x32, 128x4096x7168 128x64 split 2 543 vs 508 for 128x32, 128x2112x7168
+64x64 split 2 341 vs 278; at 8 K blocks per CTA (K = 2048) splitting lost 30% (docs/notes.md). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
 :func:`explain`'s table to stderr the first time a shape is seen.
 
 The training variants (per-row B scales, fp32 output, accumulation; :class:`Variant`) use the same
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 
 
 from cute_gemm.jit import GemmConfig, Variant
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import epilogue_pieces, max_stages, whole_tile_epilogue_stages
 from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
 
@@ -72,6 +81,21 @@ def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERE
     return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch
 
 
+SPLIT_K = 2
+"""CTAs a split tile is spread over. 4 is supported by the kernel but not offered: the H200 runs at
+most 30 clusters of 4 CTAs at once (120 SMs; 66 clusters of 2), so a launch of 33 ran in two waves."""
+SPLIT_K_MIN_K_BLOCKS = 16
+"""Fewest K blocks each CTA of a split tile must read for the split to be offered."""
+SPLIT_K_MAX_M = 128
+"""Largest M offered split-K (the measured regime; larger M fills the SMs with tiles anyway)."""
+SPLIT_K_MAX_BLOCK_N = 128
+"""Widest tile offered with split-K (64x192 with split 2 spills registers)."""
+SPLIT_K_EXTRA_MAX_BLOCK_N = 64
+"""Widest 64-row split tile offered for 65..128 rows: 64x64 split 2 won at N = 2048-2112 (331-341
+TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost at N = 3584-4096 (443-490 vs 481-543:
+two math warpgroups hide more load latency than one)."""
+
+
 LONG_K_BLOCKS = 8
 """Beyond this many K blocks a 3-stage pipeline starves 256x128 tiles (see :func:`choose_stages`)."""
 
@@ -80,15 +104,16 @@ def ceil_div(a: int, b: int) -> int:
     return (a + b - 1) // b
 
 
-def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFERENCE) -> int:
+def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFERENCE, split_k: int = 1) -> int:
     """Pipeline stages: the most that leave shared memory for a whole-tile epilogue (every piece
     staged, then stored: measured 2-10% faster than a ring of 2-3 pieces, most at short K), unless
     that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
     fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3). An fp32 tile is twice
     as large: there the most stages beside a ring win (128x128 with per-row B scales: 5 stages and
-    a ring 1-7% faster than 4 and the whole tile, K = 2048-4096).
+    a ring 1-7% faster than 4 and the whole tile, K = 2048-4096). With split-K the reduction slots
+    take their share of shared memory first.
     """
-    smem_variant = (variant.b_scale_rows, variant.out_dtype, variant.ab_dtype)
+    smem_variant = (variant.b_scale_rows, variant.out_dtype, variant.ab_dtype, split_k)
     whole = whole_tile_epilogue_stages(block_m, block_n, *smem_variant)
     most = max_stages(block_m, block_n, *smem_variant)
     if variant.out_dtype == "fp32":
@@ -117,16 +142,17 @@ class TileChoice:
     last_wave_tiles: int
     efficiency: float  # relative FLOP rate of the tile (efficiency_table)
     overhead_k_blocks: float  # fixed cost of one tile (tile_overhead_k_blocks)
+    split_k: int = 1  # CTAs per tile along K (waves and last_wave_tiles count CTAs)
 
     @property
     def cost(self) -> float:
         """Modelled time in units of one full-efficiency 1x1 tile K block."""
-        k_blocks = self.num_k_blocks + self.overhead_k_blocks
+        k_blocks = ceil_div(self.num_k_blocks, self.split_k) + self.overhead_k_blocks
         return self.waves * k_blocks * self.block_m * self.block_n / self.efficiency
 
     def key(self):
-        """Smaller is better: lowest modelled time, then the wider tile, then the taller."""
-        return (round(self.cost, 3), -self.block_n, -self.block_m)
+        """Smaller is better: lowest modelled time, then the wider tile, then the taller, then unsplit."""
+        return (round(self.cost, 3), -self.block_n, -self.block_m, self.split_k)
 
 
 BF16_BLOCK_N_MULTIPLE = 64
@@ -149,36 +175,59 @@ def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
 
 def candidates(
     m: int, n: int, k: int, num_sms: int, block_m: int | None = None,
-    variant: Variant = INFERENCE, num_groups: int = 1,
+    variant: Variant = INFERENCE, num_groups: int = 1, split_k_allowed: bool = False,
 ) -> list[TileChoice]:
-    """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best first."""
+    """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best
+    first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     block_ms = (block_m,) if block_m else block_m_candidates(m)
     if variant.b_scale_rows == 1 or variant.a_major == "mn":  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)
+    split_k_allowed = split_k_allowed and m <= SPLIT_K_MAX_M
+    if split_k_allowed and 64 not in block_ms:
+        block_ms = (64,) + block_ms  # split only: two 64-row tiles of a 65..128-row problem
     for bm in block_ms:
         for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
-            waves = ceil_div(num_tiles, num_sms)
-            out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
-                                  num_tiles - (waves - 1) * num_sms, efficiency,
-                                  tile_overhead_k_blocks(bm, block_n, variant)))
+            extra = bm not in block_m_candidates(m) and not block_m  # a split-only 64-row tile
+            splits = () if extra else (1,)
+            if extra and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
+                continue
+            if split_k_allowed and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
+                splits += (SPLIT_K,)
+            for split_k in splits:
+                ctas = num_tiles * split_k
+                waves = ceil_div(ctas, num_sms)
+                out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
+                                      ctas - (waves - 1) * num_sms, efficiency,
+                                      tile_overhead_k_blocks(bm, block_n, variant), split_k))
     return sorted(out, key=TileChoice.key)
 
 
+def _split_k_fits(block_m: int, block_n: int, num_tiles: int, num_k_blocks: int, num_sms: int) -> bool:
+    """Whether a tile may be offered split along K (see the module docstring)."""
+    return (block_m <= 128 and block_n <= SPLIT_K_MAX_BLOCK_N
+            and epilogue_pieces(block_m, block_n) % SPLIT_K == 0
+            and num_tiles * SPLIT_K <= num_sms
+            and num_k_blocks // SPLIT_K >= SPLIT_K_MIN_K_BLOCKS)
+
+
 def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:
-    stages = choose_stages(best.block_m, best.block_n, k, variant)
+    stages = choose_stages(best.block_m, best.block_n, k, variant, best.split_k)
+    if best.split_k > 1:
+        fields["split_k"] = best.split_k
     return GemmConfig(best.block_m, best.block_n, stages, **fields, **variant._asdict())
 
 
 @functools.lru_cache(maxsize=4096)
 def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
-    config = _config(candidates(m, n, k, num_sms, variant=variant)[0], k, variant)
+    dense_fp8 = variant.ab_dtype == "fp8"
+    config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8)[0], k, variant)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config
@@ -217,7 +266,7 @@ def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) 
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    ranked = candidates(m, n, k, num_sms, variant=config.variant)
+    ranked = candidates(m, n, k, num_sms, variant=config.variant, split_k_allowed=config.ab_dtype == "fp8")
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
         "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "
@@ -225,10 +274,11 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
     )
     best = ranked[0].cost
     for c in ranked:
-        chosen = (c.block_m, c.block_n) == (config.block_m, config.block_n)
+        chosen = (c.block_m, c.block_n, c.split_k) == (config.block_m, config.block_n, config.split_k)
         mark = "  <- chosen" if chosen else ""
+        split = f" split {c.split_k}" if c.split_k > 1 else ""
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
-            f"  {c.efficiency:10.3f}  {c.cost / best:8.3f}{mark}"
+            f"  {c.efficiency:10.3f}  {c.cost / best:8.3f}{split}{mark}"
         )
     return "\n".join(lines)

@@ -46,6 +46,8 @@ class Variant(NamedTuple):
 class GemmConfig(NamedTuple):
     """Everything static about one FP8 GEMM kernel.
 
+    ``split_k``: 1, or 2 / 4 CTAs (a cluster) computing each tile over a share of K and summing
+    their partials through distributed shared memory (dense only; for few tiles and long K).
     ``b_scale_rows``: 128 (B scaled per 128x128 block) or 1 (per row per 128 K, the training
     recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only);
     ``ab_dtype``: "fp8" (scaled, :class:`Fp8GemmSm90`) or "bf16" (no scales, BLOCK_K = 64,
@@ -61,6 +63,7 @@ class GemmConfig(NamedTuple):
     raster_group: int = 16
     raster_along_m: bool = True
     kind: GemmKind = GemmKind.NORMAL
+    split_k: int = 1
     b_scale_rows: int = 128
     out_dtype: str = "bf16"
     accumulate: bool = False
@@ -79,6 +82,7 @@ class GemmConfig(NamedTuple):
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"
         kind = "" if self.kind == GemmKind.NORMAL else f" {self.kind.name.lower()}"
+        kind += f" split_k={self.split_k}" if self.split_k > 1 else ""
         variant = ""
         if (self.b_scale_rows, self.out_dtype, self.accumulate) != (128, "bf16", False):
             variant = f" B scales 1x128 (per row)" if self.b_scale_rows == 1 else ""

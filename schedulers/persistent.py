@@ -31,6 +31,9 @@ Kinds (:class:`schedulers.raster.GemmKind`), with the same arithmetic as the pla
   units numbered expert by expert, ``num_m_blocks * num_n_blocks`` per expert, every expert
   (an empty one too: its tiles have ``num_k_blocks = 0``); a tile reads the K blocks
   ``[k_block0, k_block0 + num_k_blocks)`` of the stacked K, ``k_block0 = sum(ks[:g]) / 128``.
+- ``NORMAL`` with ``split_k = S > 1`` (split-K, no other cluster): a unit is one tile computed by
+  a cluster of ``S`` CTAs along grid x; CTA ``rank`` reads the K blocks
+  :func:`schedulers.raster.split_k_range` gives it, and the kernel sums the ``S`` partial tiles.
 
 Every other kind reads K blocks ``[0, num_k_blocks)``.
 """
@@ -44,7 +47,7 @@ import cutlass.cute as cute
 from cutlass import Boolean, Int32
 from cutlass.cutlass_dsl import extract_mlir_values, new_from_mlir_values
 
-from schedulers.raster import GemmKind, rasterize
+from schedulers.raster import GemmKind, rasterize, split_k_range
 
 
 class WorkTile(NamedTuple):
@@ -72,6 +75,7 @@ class PersistentTileScheduler:
         along_m: bool,
         cluster_mn=(1, 1),
         group_info: cute.Tensor | None = None,
+        split_k: int = 1,
     ):
         self.kind = kind
         self.num_m_blocks = Int32(num_m_blocks)  # contiguous/normal: blocks of all rows
@@ -82,6 +86,7 @@ class PersistentTileScheduler:
         self.along_m = along_m
         self.cluster_mn = tuple(cluster_mn)
         self.group_info = group_info
+        self.split_k = split_k
 
     # The DSL carries the scheduler through the dynamic tile loop: only run-time fields are IR values.
     def __extract_mlir_values__(self):
@@ -108,6 +113,7 @@ class PersistentTileScheduler:
             self.along_m,
             self.cluster_mn,
             info,
+            self.split_k,
         )
 
     @property
@@ -115,12 +121,17 @@ class PersistentTileScheduler:
         return self.cluster_mn[0] * self.cluster_mn[1]
 
     @property
+    def ctas_per_unit_x(self) -> int:
+        """CTAs of one cluster along grid x: ``cluster_m``, or the ``split_k`` CTAs of a split tile."""
+        return self.cluster_mn[0] * self.split_k
+
+    @property
     def stride(self) -> Int32:
         """Units between two iterations of one cluster: the number of clusters launched."""
-        return Int32(cute.arch.grid_dim()[0]) // self.cluster_mn[0]
+        return Int32(cute.arch.grid_dim()[0]) // self.ctas_per_unit_x
 
     def first_unit(self) -> Int32:
-        return Int32(cute.arch.block_idx()[0]) // self.cluster_mn[0]
+        return Int32(cute.arch.block_idx()[0]) // self.ctas_per_unit_x
 
     def _units_m(self) -> Int32:
         return (self.num_m_blocks + self.cluster_mn[0] - 1) // self.cluster_mn[0]
@@ -194,6 +205,9 @@ class PersistentTileScheduler:
                 unit, self._units_m(), self._units_n(), self.group, self.along_m, cutlass.min
             )
             m_block, n_block = m_unit, n_unit
+            if cutlass.const_expr(self.split_k > 1):
+                rank = Int32(cute.arch.block_idx()[0]) % self.split_k
+                k_block0, num_k_blocks = split_k_range(self.num_k_blocks, self.split_k, rank)
             if cutlass.const_expr(self.cluster_size > 1):
                 rank_m = Int32(cute.arch.block_idx()[0]) % self.cluster_mn[0]
                 rank_n = Int32(cute.arch.block_idx()[1])

@@ -50,3 +50,14 @@ def rasterize(tile_idx, num_m_blocks, num_n_blocks, group: int, along_m: bool, m
     p = first + in_band % width
     s = in_band // width
     return (p, s) if along_m else (s, p)
+
+
+def split_k_range(num_k_blocks, split_k: int, rank):
+    """``(k_block0, k_blocks)`` of split ``rank`` of ``split_k`` over ``num_k_blocks`` K blocks.
+
+    The K blocks are cut into ``split_k`` consecutive ranges whose lengths differ by at most one
+    (a range may be empty when there are fewer K blocks than splits). Python ints and DSL Int32
+    alike (``*`` and ``//`` only).
+    """
+    k_block0 = rank * num_k_blocks // split_k
+    return k_block0, (rank + 1) * num_k_blocks // split_k - k_block0

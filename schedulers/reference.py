@@ -4,6 +4,7 @@ It calls the very :func:`schedulers.raster.rasterize` the kernel calls, and adds
 (unit id = iteration * num_clusters + cluster id) and the CTA clusters around it.
 
 - :func:`normal_schedule`: one dense GEMM (optionally with CTA clusters).
+- :func:`split_k_schedule`: one dense GEMM, each tile split along K over a cluster of CTAs.
 - :func:`contiguous_schedule`: MoE, experts stacked along M (``m_indices``); padding blocks skipped.
 - :func:`masked_schedule`: MoE, ``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert.
 - :func:`k_grouped_schedule`: MoE weight gradients, experts stacked along K (``ks``).
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schedulers.raster import rasterize
+from schedulers.raster import rasterize, split_k_range
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -81,6 +82,39 @@ def normal_schedule(
                 if m_block < num_m_blocks and n_block < num_n_blocks:
                     cta = cluster * cm + rank_m + rank_n * cm * clusters
                     tiles.append(ScheduledTile(cta, iteration, m_block, n_block))
+    return tiles
+
+
+def split_k_schedule(
+    m: int,
+    n: int,
+    num_k_blocks: int,
+    block_m: int,
+    block_n: int,
+    num_sms: int,
+    group: int,
+    along_m: bool,
+    split_k: int,
+) -> list[ScheduledTile]:
+    """Every (tile, K range) of a dense ``m x n`` output split ``split_k`` ways along K, in launch
+    order (by iteration, then CTA).
+
+    A unit is one tile in :func:`normal_schedule`'s order, computed by a cluster of ``split_k``
+    CTAs (``cta = cluster * split_k + rank`` along grid x); CTA ``rank`` reads the K blocks
+    ``split_k_range(num_k_blocks, split_k, rank)`` (possibly none). The kernel then sums the
+    cluster's partial tiles, each CTA storing ``1 / split_k`` of the tile.
+    """
+    num_m_blocks, num_n_blocks = ceil_div(m, block_m), ceil_div(n, block_n)
+    num_units = num_m_blocks * num_n_blocks
+    clusters = num_clusters(num_units, num_sms, split_k)
+    tiles = []
+    for unit in range(num_units):
+        m_block, n_block = rasterize(unit, num_m_blocks, num_n_blocks, group, along_m)
+        cluster, iteration = unit % clusters, unit // clusters
+        for rank in range(split_k):
+            k_block0, k_blocks = split_k_range(num_k_blocks, split_k, rank)
+            tiles.append(ScheduledTile(cluster * split_k + rank, iteration, m_block, n_block,
+                                       k_block0=k_block0, k_blocks=k_blocks))
     return tiles
 
 

@@ -2,7 +2,8 @@
 
 Dense inference tiles (with the heuristic's stages and clusters), the m-grouped kinds, and the
 training variants: every tile legal with per-row (1x128) B scales, fp32 out, accumulating into D;
-fp32 out with 128x128 B scales; and the k-grouped kind.
+fp32 out with 128x128 B scales; and the k-grouped kind. Split-K: every tile up to 128 wide whose
+epilogue pieces a split of 2 or 4 divides (the heuristic offers 2), and the training variant split.
 """
 
 import re
@@ -11,7 +12,7 @@ import pytest
 
 from cute_gemm.jit import GemmConfig
 from cute_gemm.heuristics import choose_stages
-from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, max_stages
 from cute_gemm.sass import compile_report
 from layouts.tiles import legal_tiles
 from schedulers.raster import GemmKind
@@ -43,6 +44,12 @@ CONFIGS += [
     for bm, bn in ((256, 128), (128, 160), (64, 112))
     for acc in (True, False)
 ] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
+SPLIT_K_CONFIGS = [
+    GemmConfig(bm, bn, max_stages(bm, bn, split_k=split), split_k=split)
+    for bm, bn in legal_tiles() if bm <= 128 and bn <= 128
+    for split in (2, 4) if epilogue_pieces(bm, bn) % split == 0
+] + [GemmConfig(128, 128, max_stages(128, 128, **TRAINING, split_k=2), split_k=2, **TRAINING, accumulate=True)]
+CONFIGS += SPLIT_K_CONFIGS
 BF16 = dict(ab_dtype="bf16")
 CONFIGS += [
     GemmConfig(bm, bn, max_stages(bm, bn, **BF16), **BF16) for bm, bn in legal_tiles()
@@ -64,6 +71,7 @@ def _config_id(c):
     variant += "" if c.ab_dtype == "fp8" else f"-{c.ab_dtype}"
     variant += "" if (c.a_major, c.b_major) == ("k", "k") else f"-{c.a_major}{c.b_major}"
     variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
+    variant += "" if c.split_k == 1 else f"-split{c.split_k}"
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 
 
@@ -106,6 +114,18 @@ def test_promotion_reads_per_thread_scales(report):
     # and wave.
     waves = max(1, report.config.block_m // 128)
     assert report.opcodes["FFMA"] >= waves * report.config.block_n // 2, report.summary()
+
+
+def test_split_k_reduces_through_distributed_shared_memory(report):
+    o = report.opcodes
+    if report.config.split_k == 1:
+        assert o["STAS"] == 0, report.summary()
+        return
+    # Each thread sends its partial values to every CTA of the cluster by st.async (16 bytes each),
+    # and the cluster synchronises at the start (barrier init) and before exiting.
+    assert o["STAS"] >= report.config.split_k, report.summary()
+    assert "STAS.128" in report.sass
+    assert o["UCGABAR_ARV"] >= 2 and o["UCGABAR_WAIT"] >= 2, report.summary()
 
 
 def test_shared_memory_fits(report):

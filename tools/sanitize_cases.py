@@ -26,6 +26,19 @@ for m, n, k, tile, cluster, stages in [
     diff = calc_diff(p.d, p.dequantized_reference())
     failures += not diff < 1e-5
     print(f"dense {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+# Split-K (2 and 4 CTAs per tile summing partials through distributed shared memory), with tails,
+# more tiles than clusters (8 SMs), and fewer K blocks than CTAs.
+cute_gemm.device.set_num_sms(8)
+for m, n, k, tile, split in [
+    (100, 2000, 1040, (64, 64), 2), (130, 1160, 400, (128, 128), 4), (64, 600, 128, (64, 128), 4),
+]:
+    p = make_fp8_gemm_problem(m, n, k)
+    cfg = GemmConfig(*tile, max_stages(*tile, split_k=split), split_k=split)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
+    diff = calc_diff(p.d, p.dequantized_reference())
+    failures += not diff < 1e-5
+    print(f"dense split-K {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+cute_gemm.device.set_num_sms(None)
 p = make_contiguous_problem([0, 100, 1, 128], 264, 400)
 cfg = GemmConfig(64, 112, max_stages(64, 112), kind=GemmKind.M_GROUPED_CONTIGUOUS)
 cute_gemm.m_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, config=cfg)

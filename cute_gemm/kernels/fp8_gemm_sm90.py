@@ -14,6 +14,7 @@ import cutlass.cute as cute
 import cutlass.pipeline as pipeline
 import cutlass.utils.hopper_helpers as sm90_utils
 from cutlass import Float32, Int32
+from cutlass._mlir.dialects.nvvm import MemScopeKind
 from cutlass.cute.nvgpu import OperandMajorMode, cpasync, warpgroup
 from cutlass.memory import SmemAllocator, get_smem_capacity_in_bytes
 from cutlass.tensor_utils import LayoutEnum
@@ -49,10 +50,38 @@ def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dt
     return _stage_bytes(block_m, block_n, b_scale_rows, ab_dtype) + padding * 4
 
 
-def _fixed_bytes(ab_dtype: str) -> int:
-    """Shared memory besides stages and epilogue: barriers, alignment, and for bf16 the 128-byte
-    scale buffer it does not use."""
-    return BARRIER_BYTES + (scale_layouts.SMEM_ALIGN_FLOATS * 4 if ab_dtype == "bf16" else 0)
+def math_threads(block_m: int) -> int:
+    """Threads of the math warpgroups: 64 rows of each 128-row wave per warpgroup."""
+    return 128 * (min(block_m, tiles.WAVE_BLOCK_M) // tiles.ROWS_PER_MATH_WARPGROUP)
+
+
+SPLIT_K_CHOICES = (1, 2, 4)
+"""CTAs one tile can be split over along K (a cluster; each stores ``1 / split_k`` of the tile)."""
+SPLIT_K_ROW_PAD = 4
+"""Floats after each thread's row of a split-K reduction slot, so that the 16-byte reads of 8
+consecutive threads hit different banks."""
+
+
+def split_k_slot_floats(block_m: int, block_n: int, split_k: int) -> int:
+    """Floats one thread receives from one CTA of a split-K cluster (its share of the tile), padded."""
+    epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
+    per_thread_piece = epi_m * epi_n // math_threads(block_m)
+    return epilogue_pieces(block_m, block_n, split_k) * per_thread_piece + SPLIT_K_ROW_PAD
+
+
+def split_k_bytes(block_m: int, block_n: int, split_k: int) -> int:
+    """Shared memory that receives the partial tiles of a split-K cluster: one slot per CTA (this
+    one's too), one padded row per math thread; 0 without split-K."""
+    if split_k == 1:
+        return 0
+    return split_k * math_threads(block_m) * split_k_slot_floats(block_m, block_n, split_k) * 4
+
+
+def _fixed_bytes(block_m: int, block_n: int, ab_dtype: str, split_k: int = 1) -> int:
+    """Shared memory besides stages and epilogue: barriers, alignment, for bf16 the 128-byte scale
+    buffer it does not use, and the split-K reduction slots."""
+    unused_scales = scale_layouts.SMEM_ALIGN_FLOATS * 4 if ab_dtype == "bf16" else 0
+    return BARRIER_BYTES + unused_scales + split_k_bytes(block_m, block_n, split_k)
 
 
 def _piece_bytes(block_m: int, block_n: int, out_dtype: str = "bf16") -> int:
@@ -61,60 +90,65 @@ def _piece_bytes(block_m: int, block_n: int, out_dtype: str = "bf16") -> int:
     return epi_m * epi_n * OUT_DTYPES[out_dtype].width // 8
 
 
-def epilogue_pieces(block_m: int, block_n: int) -> int:
-    """Epilogue pieces (TMA stores) per tile."""
+def epilogue_pieces(block_m: int, block_n: int, split_k: int = 1) -> int:
+    """Epilogue pieces (TMA stores) one CTA stores per tile: all of them, or with split-K its
+    ``1 / split_k`` share."""
     epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
-    return (block_m // epi_m) * (block_n // epi_n)
+    return (block_m // epi_m) * (block_n // epi_n) // split_k
 
 
 # The plain-Python shared-memory budget below takes the variant as ``b_scale_rows`` (128 or 1),
-# ``out_dtype`` ("bf16" or "fp32") and ``ab_dtype`` ("fp8" or "bf16"), the GemmConfig fields of the
-# same names.
+# ``out_dtype`` ("bf16" or "fp32"), ``ab_dtype`` ("fp8" or "bf16") and ``split_k``, the GemmConfig
+# fields of the same names.
 
 
 def epilogue_buffers(
     block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16",
-    ab_dtype: str = "fp8",
+    ab_dtype: str = "fp8", split_k: int = 1,
 ) -> int:
-    """Epilogue pieces staged in shared memory at once: the whole tile when it fits beside the
-    mainloop stages, else as many as fit (at least 2, a ring)."""
+    """Epilogue pieces staged in shared memory at once: all the CTA stores when they fit beside
+    the mainloop stages, else as many as fit (at least 2, a ring)."""
     stage = _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
-    free = SMEM_CAPACITY - _fixed_bytes(ab_dtype) - stages * stage
+    free = SMEM_CAPACITY - _fixed_bytes(block_m, block_n, ab_dtype, split_k) - stages * stage
     fit = free // _piece_bytes(block_m, block_n, out_dtype)
-    return min(epilogue_pieces(block_m, block_n), max(MIN_EPILOGUE_BUFFERS, fit))
+    return min(epilogue_pieces(block_m, block_n, split_k), max(MIN_EPILOGUE_BUFFERS, fit))
 
 
 def shared_memory_bytes(
     block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, out_dtype: str = "bf16",
-    ab_dtype: str = "fp8",
+    ab_dtype: str = "fp8", split_k: int = 1,
 ) -> int:
     """Upper bound of the kernel's shared memory for a configuration (plain Python)."""
-    buffers = epilogue_buffers(block_m, block_n, stages, b_scale_rows, out_dtype, ab_dtype)
+    buffers = epilogue_buffers(block_m, block_n, stages, b_scale_rows, out_dtype, ab_dtype, split_k)
     return (stages * _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
-            + buffers * _piece_bytes(block_m, block_n, out_dtype) + _fixed_bytes(ab_dtype))
+            + buffers * _piece_bytes(block_m, block_n, out_dtype)
+            + _fixed_bytes(block_m, block_n, ab_dtype, split_k))
 
 
 def _stages_beside(
-    block_m: int, block_n: int, pieces: int, b_scale_rows: int, out_dtype: str, ab_dtype: str
+    block_m: int, block_n: int, pieces: int, b_scale_rows: int, out_dtype: str, ab_dtype: str,
+    split_k: int = 1,
 ) -> int:
     """Most pipeline stages that fit in 227 KB of shared memory beside ``pieces`` epilogue pieces."""
-    fixed = _fixed_bytes(ab_dtype) + pieces * _piece_bytes(block_m, block_n, out_dtype)
+    fixed = _fixed_bytes(block_m, block_n, ab_dtype, split_k) + pieces * _piece_bytes(block_m, block_n, out_dtype)
     return (SMEM_CAPACITY - fixed) // _stage_smem_bytes(block_m, block_n, b_scale_rows, ab_dtype)
 
 
 def whole_tile_epilogue_stages(
-    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8"
+    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8",
+    split_k: int = 1,
 ) -> int:
-    """Most pipeline stages that leave room to stage every epilogue piece of the tile at once."""
-    pieces = epilogue_pieces(block_m, block_n)
-    return _stages_beside(block_m, block_n, pieces, b_scale_rows, out_dtype, ab_dtype)
+    """Most pipeline stages that leave room to stage every epilogue piece the CTA stores at once."""
+    pieces = epilogue_pieces(block_m, block_n, split_k)
+    return _stages_beside(block_m, block_n, pieces, b_scale_rows, out_dtype, ab_dtype, split_k)
 
 
 def max_stages(
-    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8"
+    block_m: int, block_n: int, b_scale_rows: int = 128, out_dtype: str = "bf16", ab_dtype: str = "fp8",
+    split_k: int = 1,
 ) -> int:
     """Most pipeline stages that fit beside two epilogue pieces (a ring)."""
-    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS, b_scale_rows, out_dtype, ab_dtype)
+    return _stages_beside(block_m, block_n, MIN_EPILOGUE_BUFFERS, b_scale_rows, out_dtype, ab_dtype, split_k)
 
 
 class Fp8GemmSm90:
@@ -172,6 +206,7 @@ class Fp8GemmSm90:
         raster_group: int = 16,
         raster_along_m: bool = True,
         kind: GemmKind = GemmKind.NORMAL,
+        split_k: int = 1,
         b_scale_rows: int = 128,
         out_dtype: str = "bf16",
         accumulate: bool = False,
@@ -209,7 +244,18 @@ class Fp8GemmSm90:
             raise ValueError("the m-grouped kinds take 128x128 B scales and a bf16 output")
         if self.kind == GemmKind.K_GROUPED and (b_scale_rows, out_dtype) != (1, "fp32"):
             raise ValueError("the k-grouped kind takes per-row (1x128) B scales and an fp32 output")
-        variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype, ab_dtype=ab_dtype)
+        if split_k not in SPLIT_K_CHOICES:
+            raise ValueError(f"split_k must be one of {SPLIT_K_CHOICES}, got {split_k}")
+        if split_k > 1:
+            if self.kind != GemmKind.NORMAL or (cluster_m, cluster_n) != (1, 1) or ab_dtype != "fp8":
+                raise ValueError("split_k > 1 needs the dense FP8 kind without another cluster")
+            if epilogue_pieces(block_m, block_n) % split_k:
+                raise ValueError(
+                    f"split_k={split_k} must divide the {epilogue_pieces(block_m, block_n)} epilogue "
+                    f"pieces of a {block_m}x{block_n} tile (each CTA stores its share)"
+                )
+        self.split_k = split_k
+        variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype, ab_dtype=ab_dtype, split_k=split_k)
         if not 2 <= stages <= max_stages(block_m, block_n, **variant):
             raise ValueError(
                 f"stages must be in [2, {max_stages(block_m, block_n, **variant)}] for a "
@@ -234,13 +280,14 @@ class Fp8GemmSm90:
         # the previous tile's stores and syncs the math warps twice per tile; a ring of fewer
         # buffers syncs twice per piece and waits for a store before reusing its buffer.
         self.epi_buffers = epilogue_buffers(block_m, block_n, stages, **variant)
-        self.whole_tile_epilogue = self.epi_buffers >= epilogue_pieces(block_m, block_n)
+        self.store_pieces = epilogue_pieces(block_m, block_n, split_k)  # pieces this CTA stores
+        self.whole_tile_epilogue = self.epi_buffers >= self.store_pieces
 
         # A 256-row tile runs two 128-row waves per K block on the same two math warpgroups.
         self.num_waves = tiles.num_waves(block_m)
         self.wave_m = block_m // self.num_waves
         self.num_math_warpgroups = self.wave_m // tiles.ROWS_PER_MATH_WARPGROUP
-        self.num_math_threads = 128 * self.num_math_warpgroups
+        self.num_math_threads = math_threads(block_m)
         self.threads_per_cta = 128 + self.num_math_threads
         # NOTES: 40 + n * R registers per thread of each warpgroup must fit 64K: 232 for two math
         # warpgroups (DeepGEMM's choice), 240 for one.
@@ -350,6 +397,11 @@ class Fp8GemmSm90:
             ]
             # SFA stages, then (per-row B scales) SFB stages
             sScales: cute.struct.Align[cute.struct.MemRange[Float32, self.scale_floats()], 128]
+            if cutlass.const_expr(self.split_k > 1):
+                # partials received (full, tx-counted) and slots free again (empty)
+                split_k_barriers: cute.struct.MemRange[cutlass.Int64, 2]
+                # (threads x slot floats, split_k) partial shares received from the cluster
+                sRed: cute.struct.Align[cute.struct.MemRange[Float32, self.split_k_floats()], 16]
 
         self.shared_storage = SharedStorage
 
@@ -357,7 +409,8 @@ class Fp8GemmSm90:
         num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
         if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
             num_units = num_units * d.shape[2]
-        num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cm * cn)), 1)
+        cluster_x = cm * self.split_k  # a split-K cluster: split_k CTAs along x
+        num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cluster_x * cn)), 1)
         self.kernel(
             tiled_mma,
             tma_atom_a, tma_a,
@@ -368,9 +421,9 @@ class Fp8GemmSm90:
             sfb, group_info,
             a_smem_layout, b_smem_layout, epi_smem_layout,
         ).launch(
-            grid=[num_clusters * cm, cn, 1],
+            grid=[num_clusters * cluster_x, cn, 1],
             block=[self.threads_per_cta, 1, 1],
-            cluster=[cm, cn, 1],
+            cluster=[cluster_x, cn, 1],
             min_blocks_per_mp=1,
             stream=stream,
         )
@@ -414,12 +467,25 @@ class Fp8GemmSm90:
             cpasync.prefetch_descriptor(tma_atom_d)
 
         cta_layout_mnk = cute.make_layout((*self.cluster_mn, 1))
-        cluster_coord_mnk = cta_layout_mnk.get_flat_coord(
-            cute.arch.make_warp_uniform(cute.arch.block_idx_in_cluster())
-        )
+        cluster_coord_mnk = (0, 0, 0)  # split-K CTAs share no operand
+        if cutlass.const_expr(self.split_k == 1):
+            cluster_coord_mnk = cta_layout_mnk.get_flat_coord(
+                cute.arch.make_warp_uniform(cute.arch.block_idx_in_cluster())
+            )
         storage = SmemAllocator().allocate(self.shared_storage)
         mainloop = self.make_mainloop_pipeline(storage.mainloop_barriers.data_ptr())
-        pipeline.pipeline_init_arrive(cluster_shape_mn=self.cluster_mn, is_relaxed=True)
+        split_k_full, split_k_empty, sRed = None, None, None
+        if cutlass.const_expr(self.split_k > 1):
+            split_k_full = storage.split_k_barriers.data_ptr()
+            split_k_empty = split_k_full + 1
+            sRed = storage.sRed.data_ptr()
+            if warp_idx == 0:
+                with cute.arch.elect_one():
+                    cute.arch.mbarrier_init(split_k_full, 1)
+                    cute.arch.mbarrier_init(split_k_empty, self.split_k)
+        # (the barriers of every CTA are initialised before any peer signals them)
+        launch_cluster_mn = (self.cluster_mn[0] * self.split_k, self.cluster_mn[1])
+        pipeline.pipeline_init_arrive(cluster_shape_mn=launch_cluster_mn, is_relaxed=True)
 
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2), (bM, 1, stages)
         sA = storage.sA.get_tensor(a_smem_layout.outer, swizzle=a_smem_layout.inner)
@@ -436,7 +502,7 @@ class Fp8GemmSm90:
             )
 
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
-        pipeline.pipeline_init_wait(cluster_shape_mn=self.cluster_mn)
+        pipeline.pipeline_init_wait(cluster_shape_mn=launch_cluster_mn)
 
         if warpgroup_idx == 0:
             cute.arch.setmaxregister_decrease(self.producer_registers)
@@ -455,7 +521,13 @@ class Fp8GemmSm90:
                 group_info, num_k_blocks, mainloop, tiled_mma,
                 sA, sB, sSFA, sSFB, mSFB_nk,
                 tma_atom_d, mD_mn, d_real, sD, tidx - 128, warp_idx,
+                sRed, split_k_full, split_k_empty,
             )
+        if cutlass.const_expr(self.split_k > 1):
+            # NOTES: a CTA's shared memory must outlive its peers' DSMEM writes and arrives into
+            # it: nobody exits before the whole cluster is done.
+            cute.arch.cluster_arrive()
+            cute.arch.cluster_wait()
 
     def scale_floats(self) -> int:
         """Floats of the scale buffers: SFA's stages, then per-row SFB's (128-byte aligned each);
@@ -464,6 +536,10 @@ class Fp8GemmSm90:
             return scale_layouts.SMEM_ALIGN_FLOATS
         sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else 0
         return (self.block_m + sfb) * self.stages
+
+    def split_k_floats(self) -> int:
+        """Floats of the split-K reduction slots (:func:`split_k_bytes`)."""
+        return split_k_bytes(self.block_m, self.block_n, self.split_k) // 4
 
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
         """The A/B/SFA pipeline: 1 producer thread; a stage is free once every math warp of every
@@ -496,6 +572,7 @@ class Fp8GemmSm90:
             self.raster_along_m,
             self.cluster_mn,
             group_info if self.kind != GemmKind.NORMAL else None,
+            self.split_k,
         )
 
     @cute.jit
@@ -621,8 +698,10 @@ class Fp8GemmSm90:
         tma_atom_d: cute.CopyAtom, mD_mn: cute.Tensor, d_real: cute.Tensor, sD: cute.Tensor,
         math_tidx: Int32,
         warp_idx: Int32,
+        sRed, split_k_full, split_k_empty,
     ):
-        """Math role: WGMMA per K block, promotion, and the TMA-store epilogue per tile."""
+        """Math role: WGMMA per K block, promotion, and the TMA-store epilogue per tile (with
+        split-K, after summing the cluster's partial tiles)."""
         bM, bN, bK = self.tile_shape_mnk
         # Operand fragments come from the warpgroup's slice (smem descriptors are per warpgroup);
         # anything read by value per accumulator element needs the per-thread slice.
@@ -674,7 +753,7 @@ class Fp8GemmSm90:
             tile = sched.tile(unit)
             # Accumulating, a tile with no K block (an empty k-grouped expert) would add zeros.
             has_work = tile.is_valid
-            if cutlass.const_expr(self.accumulate):
+            if cutlass.const_expr(self.accumulate and self.split_k == 1):
                 has_work = tile.num_k_blocks > 0
             if has_work:
                 self.mma_tile(
@@ -692,6 +771,7 @@ class Fp8GemmSm90:
                 self.epilogue(
                     accs, tiled_mma, tma_atom_d, gD_tile, sD, store, num_tiles_done, math_tidx,
                     warp_idx, gD_real_tile, tile.rows, tile.m_block * bM, group_info,
+                    sRed, split_k_full, split_k_empty,
                 )
                 num_tiles_done += 1
             unit += sched.stride
@@ -715,8 +795,8 @@ class Fp8GemmSm90:
         warp-uniform test per candidate) made 112-wide tiles 25-33% slower than 128-wide ones.
         Per-row B scales (one per column) need no dispatch.
         """
-        args = (tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
-                tCsSFB, tCrSFB, accs, partial)
+        args = (tile.k_block0, tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
+                tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partial)
         if cutlass.const_expr(self.sfb_per_row):
             self.k_loop(*args, None, Int32(0), Int32(0), chunk_cols, None)
         else:
@@ -742,7 +822,7 @@ class Fp8GemmSm90:
 
     @cute.jit
     def k_loop(
-        self, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
+        self, k_block0: Int32, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
         tCsSFB, tCrSFB, accs: list, partial: cute.Tensor, mSFB, scale_n0: Int32, scale_n1: Int32,
         chunk_cols: cutlass.Constexpr, split_col: cutlass.Constexpr,
@@ -750,7 +830,8 @@ class Fp8GemmSm90:
         """The mainloop of one tile: per K block and wave, WGMMA into ``partial``, then promote.
 
         Block B scales come from global memory (``mSFB``, the tile's two scale blocks ``scale_n0``
-        and ``scale_n1``, split at ``split_col``); per-row B scales from the stage (``tCsSFB``).
+        and ``scale_n1``, split at ``split_col``, from K block ``k_block0`` on); per-row B scales
+        from the stage (``tCsSFB``).
         """
         num_mma_k = cute.size(tCrA[0], mode=[2])
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
@@ -764,12 +845,14 @@ class Fp8GemmSm90:
         # the WGMMAs).
         sfb_first, sfb_second = Float32(0.0), Float32(0.0)
         if cutlass.const_expr(not self.sfb_per_row):
-            sfb_first = mSFB[scale_n0, 0]
-            sfb_second = mSFB[scale_n1, 0]
+            # An empty split-K range reads the tile's first K block (a valid index) and uses nothing.
+            first_k_block = cutlass.min(k_block0, mSFB.shape[1] - 1)
+            sfb_first = mSFB[scale_n0, first_k_block]
+            sfb_second = mSFB[scale_n1, first_k_block]
         for k_block in range(num_k_blocks):
             sfb_first_next, sfb_second_next = sfb_first, sfb_second
             if cutlass.const_expr(not self.sfb_per_row):
-                next_k_block = cutlass.min(k_block + 1, num_k_blocks - 1)
+                next_k_block = k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1)
                 sfb_first_next = mSFB[scale_n0, next_k_block]
                 sfb_second_next = mSFB[scale_n1, next_k_block]
             mainloop.consumer_wait(state)
@@ -833,12 +916,15 @@ class Fp8GemmSm90:
         rows: Int32,
         row0: Int32,
         group_info: cute.Tensor,
+        sRed, split_k_full, split_k_empty,
     ):
         """Conversion to D's type, stmatrix (bf16) or plain stores (fp32) into swizzled smem, TMA
         store (or reduce-add) of each ``epi_tile`` piece.
 
         With a buffer per piece (:attr:`whole_tile_epilogue`) all pieces are written, then stored;
-        otherwise the pieces go through a ring of buffers one at a time.
+        otherwise the pieces go through a ring of buffers one at a time. With split-K each CTA
+        first sums the cluster's partials of its share of the pieces (:meth:`reduce_split_k`) and
+        stores only those.
 
         A masked expert's last tile has only ``rows`` valid rows, and a contiguous tile can end in
         padding rows; those rows must keep what ``d`` held, and TMA clips only at the tensor's
@@ -866,41 +952,55 @@ class Fp8GemmSm90:
         )
         num_pieces = cute.size(gD_pieces, mode=[1])
         pieces_per_wave = num_pieces // self.num_waves
-        pieces_layout = cute.make_layout(gD_pieces.shape[1], stride=(gD_pieces.shape[1][1], 1))
+        pieces_n = gD_pieces.shape[1][1]
+        # What this CTA stores: (piece id, registers holding the piece, offset); pieces are
+        # numbered wave by wave, N fastest (the accumulator's order).
+        stored = [
+            (p, tRS_rAccs[p // pieces_per_wave], (p % pieces_per_wave) * piece_size)
+            for p in range(num_pieces)
+        ]
+        if cutlass.const_expr(self.split_k > 1):
+            own = self.store_pieces
+            rank = Int32(cute.arch.block_idx()[0]) % self.split_k
+            reduced = self.reduce_split_k(
+                stored, piece_size, sRed, split_k_full, split_k_empty, num_tiles_done, rank, math_tidx
+            )
+            stored = [(rank * own + j, reduced, j * piece_size) for j in range(own)]
         if cutlass.const_expr(self.whole_tile_epilogue):
             # The previous tile's stores were issued a whole mainloop ago: this wait is ~free.
             if warp_idx == self.store_warp:
                 store.producer_acquire()
             self.epilogue_barrier.arrive_and_wait()
-            for piece in cutlass.range_constexpr(num_pieces):
-                wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
+            for slot in cutlass.range_constexpr(len(stored)):
+                _, values, offset = stored[slot]
                 for v in cutlass.range_constexpr(piece_size):
-                    tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
+                    tRS_rD[v] = values[offset + v]
                 tRS_rD_out.store(tRS_rD.load().to(d_dtype))
-                cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, piece)])
+                cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, slot)])
             # stmatrix writes are generic-proxy; TMA reads through the async proxy.
             cute.arch.fence_proxy("async.shared", space="cta")
             self.epilogue_barrier.arrive_and_wait()
-            for piece in cutlass.range_constexpr(num_pieces):
+            for slot in cutlass.range_constexpr(len(stored)):
+                piece = stored[slot][0]
                 self.store_piece(
-                    piece, piece, pieces_layout, tma_atom_d, bSG_sD, bSG_gD, sD, gD_real_tile,
-                    rows, row0, group_info, math_tidx, warp_idx,
+                    (piece // pieces_n, piece % pieces_n), slot, tma_atom_d, bSG_sD, bSG_gD, sD,
+                    gD_real_tile, rows, row0, group_info, math_tidx, warp_idx,
                 )
             if warp_idx == self.store_warp:
                 store.producer_commit()
         else:
-            for piece in cutlass.range_constexpr(num_pieces):
-                wave, wave_piece = piece // pieces_per_wave, piece % pieces_per_wave
+            for slot in cutlass.range_constexpr(len(stored)):
+                piece, values, offset = stored[slot]
                 for v in cutlass.range_constexpr(piece_size):
-                    tRS_rD[v] = tRS_rAccs[wave][wave_piece * piece_size + v]
+                    tRS_rD[v] = values[offset + v]
                 tRS_rD_out.store(tRS_rD.load().to(d_dtype))
-                buffer = (num_tiles_done * num_pieces + piece) % self.epi_buffers
+                buffer = (num_tiles_done * len(stored) + slot) % self.epi_buffers
                 cute.copy(tiled_copy_r2s, tRS_rD_out, tRS_sD[(None, None, None, buffer)])
                 cute.arch.fence_proxy("async.shared", space="cta")
                 self.epilogue_barrier.arrive_and_wait()
                 self.store_piece(
-                    piece, buffer, pieces_layout, tma_atom_d, bSG_sD, bSG_gD, sD, gD_real_tile,
-                    rows, row0, group_info, math_tidx, warp_idx,
+                    (piece // pieces_n, piece % pieces_n), buffer, tma_atom_d, bSG_sD, bSG_gD, sD,
+                    gD_real_tile, rows, row0, group_info, math_tidx, warp_idx,
                 )
                 if warp_idx == self.store_warp:
                     store.producer_commit()
@@ -908,14 +1008,69 @@ class Fp8GemmSm90:
                 self.epilogue_barrier.arrive_and_wait()
 
     @cute.jit
+    def reduce_split_k(
+        self, stored: list, piece_size: int, sRed, split_k_full, split_k_empty,
+        num_tiles_done: Int32, rank: Int32, math_tidx: Int32,
+    ) -> cute.Tensor:
+        """Split-K: sum this CTA's share of the tile over the cluster; returns its pieces.
+
+        CTA ``q`` owns pieces ``[q * own, (q + 1) * own)``. Every CTA sends each owner its partial
+        values of the owner's pieces by ``st.async`` into the owner's slot ``[rank][thread]``
+        (tx-counted on the owner's ``split_k_full`` barrier; its own share goes through its own
+        slot too). The owner waits for all ``split_k`` slots, sums them in rank order (the same
+        bits whichever CTA finishes first), then tells every sender that its slots are free
+        (``split_k_empty``, one arrive per owner) so the next tile's partials may come in.
+        """
+        split_k, threads = self.split_k, self.num_math_threads
+        own = self.store_pieces
+        share = own * piece_size  # floats per thread per owner
+        row = split_k_slot_floats(self.block_m, self.block_n, split_k)
+        if num_tiles_done > 0:
+            # every owner has read the previous tile's partials out of the slots we write
+            cute.arch.mbarrier_wait(split_k_empty, (num_tiles_done - 1) % 2)
+        if math_tidx == 0:
+            cute.arch.mbarrier_arrive_and_expect_tx(split_k_full, split_k * threads * share * 4)
+        # our row of slot `rank` (the same offset in every CTA's shared memory)
+        send_row = sRed + cute.assume((rank * threads + math_tidx) * row, divby=4)
+        for owner in cutlass.range_constexpr(split_k):
+            for chunk in cutlass.range_constexpr(share // 4):
+                words = []
+                for e in cutlass.range_constexpr(4):
+                    f = owner * share + chunk * 4 + e  # the value's place among the tile's pieces
+                    _, values, offset = stored[f // piece_size]
+                    words.append(Float32(values[offset + f % piece_size]).bitcast(Int32))
+                cute.arch.store_async_dsmem(send_row + chunk * 4, tuple(words), split_k_full, owner)
+        cute.arch.mbarrier_wait(split_k_full, num_tiles_done % 2)
+        # (share, split_k): this thread's rows of every slot
+        received = cute.make_tensor(
+            sRed + cute.assume(math_tidx * row, divby=4),
+            cute.make_layout((share, split_k), stride=(1, threads * row)),
+        )
+        reduced = cute.make_rmem_tensor((share,), Float32)
+        for v in cutlass.range_constexpr(share):
+            reduced[v] = received[v, 0]
+        for src in cutlass.range_constexpr(1, split_k):
+            for v in cutlass.range_constexpr(share):
+                reduced[v] = reduced[v] + received[v, src]
+        self.epilogue_barrier.arrive_and_wait()  # every thread has read its rows
+        if math_tidx == 0:
+            # One fence orders the reads before all the arrives (a release per arrive cost a
+            # MEMBAR.GPU each).
+            cute.arch.fence_acq_rel_cluster()
+            for sender in cutlass.range_constexpr(split_k):
+                cute.arch.mbarrier_arrive(split_k_empty, sender, relaxed=True, scope=MemScopeKind.CLUSTER)
+        return reduced
+
+    @cute.jit
     def store_piece(
-        self, piece: cutlass.Constexpr, buffer, pieces_layout: cute.Layout, tma_atom_d: cute.CopyAtom,
+        self, piece_coord, buffer, tma_atom_d: cute.CopyAtom,
         bSG_sD: cute.Tensor, bSG_gD: cute.Tensor, sD: cute.Tensor, gD_real_tile: cute.Tensor,
         rows: Int32, row0: Int32, group_info: cute.Tensor, math_tidx: Int32, warp_idx: Int32,
     ):
         """Store one staged piece: by TMA from the store warp, or (a grouped tile with rows that
-        must not be written) by every math thread with per-row predicates."""
-        piece_coord = pieces_layout.get_hier_coord(piece)
+        must not be written) by every math thread with per-row predicates.
+
+        ``piece_coord`` is the piece's ``(row, column)`` among the tile's pieces."""
         if cutlass.const_expr(self.m_grouped):
             if rows < self.block_m:
                 self.store_piece_predicated(
