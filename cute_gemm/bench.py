@@ -407,7 +407,7 @@ def _summary_lines(rows) -> list:
 
 
 def format_table(results) -> str:
-    body = [[str(r["m"]), str(r["n"]), str(r["k"]), r["config"].split(" raster")[0]] + _result_cells(r)
+    body = [[str(r["m"]), str(r["n"]), str(r["k"]), _short_config(r["config"])] + _result_cells(r)
             for r in results]
     return "\n".join(_markdown(["M", "N", "K", "config"] + RESULT_HEAD, body) + _summary_lines(results))
 
@@ -417,6 +417,12 @@ TRAINING_NOTES = [
     "to a fresh fp32 output (cuBLAS blockwise: 1x128 scales on both operands; bf16: a bf16 output).",
     "k-grouped: K = the tokens of all G experts; the peers are Python loops of per-expert calls (kernels summed).",
 ]
+
+
+def _short_config(describe: str) -> str:
+    """A config's ``describe()`` up to the cluster, and its split-K if any (rasterisation left out)."""
+    split = [word for word in describe.split() if word.startswith("split_k=")]
+    return " ".join([describe.split(" raster")[0]] + split)
 
 
 def format_training_table(rows) -> str:

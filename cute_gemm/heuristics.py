@@ -15,9 +15,9 @@ Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cl
 Split-K (:data:`SPLIT_K`): when even one wave of tiles leaves SMs idle, a tile may be split along K
 over a cluster of 2 CTAs (partials summed through distributed shared memory), modelled as the same
 tile with ``ceil(K blocks / 2)`` per CTA and twice the CTAs; only for M <= 128 (where 64-row tiles
-are then tried for 65..128 rows too), while every split CTA fits in one wave, with at least
-:data:`SPLIT_K_MIN_K_BLOCKS` K blocks per CTA, and for tiles at most 128 wide (wider ones spill
-registers around the reduction). Measured on the H200: 64x4096x7168 64x64 split 2
+are then tried for 65..128 rows too), while every split CTA fits in one wave, with
+:data:`SPLIT_K_MIN_K_BLOCKS` to :data:`SPLIT_K_MAX_K_BLOCKS` K blocks per CTA (the measured window),
+and for tiles at most 128 wide (wider ones spill registers around the reduction). Measured on the H200: 64x4096x7168 64x64 split 2
 346-350 TFLOPS vs 312 for 64x32, 128x4096x7168 128x64 split 2 543 vs 508 for 128x32, 128x2112x7168
 64x64 split 2 341 vs 278; at 8 K blocks per CTA (K = 2048) splitting lost 30% (docs/notes.md). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
 :func:`explain`'s table to stderr the first time a shape is seen.
@@ -85,7 +85,11 @@ SPLIT_K = 2
 """CTAs a split tile is spread over. 4 is supported by the kernel but not offered: the H200 runs at
 most 30 clusters of 4 CTAs at once (120 SMs; 66 clusters of 2), so a launch of 33 ran in two waves."""
 SPLIT_K_MIN_K_BLOCKS = 16
-"""Fewest K blocks each CTA of a split tile must read for the split to be offered."""
+"""Fewest K blocks each CTA of a split tile must read for the split to be offered (at 8, K = 2048,
+splitting lost 30%)."""
+SPLIT_K_MAX_K_BLOCKS = 32
+"""Most K blocks per CTA of a split tile: at K = 16384 (64 per CTA) the split tiles ran 1-4% below
+the unsplit best (64x7168x16384: 419-426 vs 431-435 TFLOPS), at K = 7168 7-25% above."""
 SPLIT_K_MAX_M = 128
 """Largest M offered split-K (the measured regime; larger M fills the SMs with tiles anyway)."""
 SPLIT_K_MAX_BLOCK_N = 128
@@ -213,7 +217,7 @@ def _split_k_fits(block_m: int, block_n: int, num_tiles: int, num_k_blocks: int,
     return (block_m <= 128 and block_n <= SPLIT_K_MAX_BLOCK_N
             and epilogue_pieces(block_m, block_n) % SPLIT_K == 0
             and num_tiles * SPLIT_K <= num_sms
-            and num_k_blocks // SPLIT_K >= SPLIT_K_MIN_K_BLOCKS)
+            and SPLIT_K_MIN_K_BLOCKS <= ceil_div(num_k_blocks, SPLIT_K) <= SPLIT_K_MAX_K_BLOCKS)
 
 
 def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:
