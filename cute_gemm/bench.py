@@ -4,6 +4,7 @@
     python -m cute_gemm.bench --m 4096 --n 7168 --k 16384
     python -m cute_gemm.bench --json out.json --png out.png [--grouped] [--training]   # + MoE, training
     python -m cute_gemm.bench --training --no-dense --no-host-time   # the training suites alone
+    python -m cute_gemm.bench --bf16 --no-dense --no-host-time       # the BF16 GEMMs, all four layouts
     python -m cute_gemm.bench --plot out.json --png out.png   # chart from saved results, no GPU
 
 Every peer runs in the same process on the same inputs; kernel time is the median over calls of the
@@ -18,6 +19,9 @@ operands and fp32 ``d`` accumulated in place (GB/s counts D read and written), d
 (MoE experts stacked along K); the peers compute the same product into a fresh fp32 output (cuBLAS
 blockwise with 1x128 scales on both operands, per-tensor FP8) or bf16, k-grouped as a Python loop of
 per-expert calls whose kernels are timed together.
+
+The BF16 suite (``--bf16``): ``bf16_gemm_nt/nn/tn/tt`` (bf16 out) next to ``torch.matmul`` on the same
+operand layouts (views, no copies), checked against the fp32 product of the bf16 inputs.
 """
 
 from __future__ import annotations
@@ -245,6 +249,39 @@ def _expert_peer_calls(p, g):
                        1, torch.float32)
 
 
+BF16_SHAPES = ((4096, 7168, 2048), (4096, 2112, 7168), (8192, 8192, 8192), (128, 7168, 4096), (4096, 7168, 16384))
+BF16_LAYOUTS = ("nt", "nn", "tn", "tt")
+
+
+def bench_bf16(layout: str, m: int, n: int, k: int, iters: int = 30):
+    """``bf16_gemm_<layout>`` (DeepGEMM's names: A ``n`` = ``[m, k]``, ``t`` = ``[k, m]``; B ``t`` =
+    ``[n, k]``, ``n`` = ``[k, n]``) next to ``torch.matmul`` on the same stored operands."""
+    import torch
+
+    import cute_gemm
+    from cute_gemm.quant import calc_diff
+    from cute_gemm.timing import time_kernels
+
+    x = torch.randn(m, k, device="cuda").bfloat16()
+    y = torch.randn(n, k, device="cuda").bfloat16()
+    reference = x.float() @ y.float().t()
+    a = x if layout[0] == "n" else x.t().contiguous()  # stored [m, k] or [k, m]
+    b = y if layout[1] == "t" else y.t().contiguous()  # stored [n, k] or [k, n]
+    a_mk = a if layout[0] == "n" else a.t()  # [m, k] views for torch.matmul
+    b_kn = b.t() if layout[1] == "t" else b
+    d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+    ours = lambda: getattr(cute_gemm, f"bf16_gemm_{layout}")(a, b, d)  # noqa: E731
+    ours()
+    diff = calc_diff(d, reference)
+    torch_diff = calc_diff(torch.matmul(a_mk, b_kn), reference)
+    us = time_kernels(ours, iters=iters)
+    torch_us = time_kernels(lambda: torch.matmul(a_mk, b_kn), iters=iters)
+    flops = 2 * m * n * k
+    return {"kind": "bf16", "layout": layout, "m": m, "n": n, "k": k, "us": us, "tflops": flops / us / 1e6,
+            "calc_diff": diff, "torch_us": torch_us, "torch_tflops": flops / torch_us / 1e6,
+            "torch_calc_diff": torch_diff, "speedup": torch_us / us}
+
+
 def bench_k_grouped(groups: int, m: int, n: int, expected_k: int, iters: int = 30):
     """MoE weight gradients ``d[g] += a_g @ b_g^T`` (experts stacked along K, ``ks`` from
     :func:`random_expert_ks` with expert 1 empty) next to Python loops of per-expert peer calls.
@@ -431,12 +468,27 @@ def format_training_table(rows) -> str:
                      + TRAINING_NOTES)
 
 
+def format_bf16_table(rows) -> str:
+    head = ["layout", "M", "N", "K", "cute-gemm us", "TFLOPS", "diff", "torch.matmul us", "TFLOPS", "x"]
+    body = [[r["layout"].upper(), str(r["m"]), str(r["n"]), str(r["k"]), f"{r['us']:.1f}", f"{r['tflops']:.0f}",
+             f"{r['calc_diff']:.1e}", f"{r['torch_us']:.1f}", f"{r['torch_tflops']:.0f}", f"{r['speedup']:.2f}"]
+            for r in rows]
+    lines = [""]
+    for layout in BF16_LAYOUTS:
+        of_layout = [r["speedup"] for r in rows if r["layout"] == layout]
+        if of_layout:
+            lines.append(f"{layout.upper()}: geometric-mean speedup over torch.matmul {geomean(of_layout):.2f}x "
+                         f"({min(of_layout):.2f}-{max(of_layout):.2f}x)")
+    return "\n".join(_markdown(head, body) + lines)
+
+
 def format_report(saved) -> str:
     """Every table of a run (what ``--json`` writes), blank-line separated."""
     parts = [
         saved.get("results") and format_table(saved["results"]),
         saved.get("grouped") and format_grouped_table(saved["grouped"]),
         saved.get("training") and format_training_table(saved["training"]),
+        saved.get("bf16") and format_bf16_table(saved["bf16"]),
         saved.get("host") and format_host_time(saved["host"]),
     ]
     return "\n\n".join(part for part in parts if part)
@@ -481,14 +533,16 @@ def parse_args(argv=None):
     parser.add_argument("--training", action="store_true",
                         help="also run the training suites: weight gradients d += a @ b^T (1x128 scales on both "
                              "operands, fp32 d), dense and k-grouped, next to cuBLAS and bf16")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run the BF16 GEMMs in all four layouts next to torch.matmul")
     parser.add_argument("--no-dense", action="store_true",
-                        help="skip the dense DeepSeek-V3 suite (run only --grouped and/or --training)")
+                        help="skip the dense DeepSeek-V3 suite (run only --grouped, --training and/or --bf16)")
     parser.add_argument("--no-host-time", action="store_true", help="skip the host-overhead measurement")
     args = parser.parse_args(argv)
     if (args.m or args.n or args.k) and not (args.m and args.n and args.k):
         parser.error("--m, --n and --k go together")
-    if args.no_dense and (args.m or not (args.grouped or args.training)):
-        parser.error("--no-dense goes with --grouped or --training, without --m/--n/--k")
+    if args.no_dense and (args.m or not (args.grouped or args.training or args.bf16)):
+        parser.error("--no-dense goes with --grouped, --training or --bf16, without --m/--n/--k")
     return args
 
 
@@ -532,6 +586,8 @@ def main(argv=None):
         "results": _run_suite([(bench_shape, s) for s in shapes], args.iters),
         "grouped": _run_suite([(bench_grouped, s) for s in grouped], args.iters) if args.grouped else [],
         "training": _run_suite(training, args.iters) if args.training else [],
+        "bf16": _run_suite([(bench_bf16, (layout, *s)) for s in BF16_SHAPES for layout in BF16_LAYOUTS],
+                           args.iters) if args.bf16 else [],
         "host": None if args.no_host_time else bench_host_time(),
     }
     env = environment()

@@ -127,3 +127,33 @@ def test_plot_prints_saved_training_results_without_a_gpu(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out.startswith("| kind | G | M | N | K |")
     assert "no dense results" in out.err and not (tmp_path / "chart.png").exists()
+
+
+def bf16_row(layout="nt", speedup=0.9):
+    return {"kind": "bf16", "layout": layout, "m": 4096, "n": 7168, "k": 2048, "us": 100.0, "tflops": 601.0,
+            "calc_diff": 1e-7, "torch_us": 90.0, "torch_tflops": 668.0, "torch_calc_diff": 1e-7,
+            "speedup": speedup}
+
+
+def test_cli_bf16_option():
+    args = bench.parse_args(["--bf16", "--no-dense", "--no-host-time"])
+    assert args.bf16 and args.no_dense and not args.training
+    assert not bench.parse_args([]).bf16
+    assert len(bench.BF16_LAYOUTS) == 4 and all(len(s) == 3 for s in bench.BF16_SHAPES)
+
+
+def test_bf16_table_and_per_layout_geomeans():
+    rows = [bf16_row("nt", 0.8), bf16_row("nt", 1.25), bf16_row("tn", 0.5)]
+    text = bench.format_bf16_table(rows)
+    assert text.splitlines()[0].startswith("| layout | M | N | K |")
+    assert "| NT | 4096 | 7168 | 2048 |" in text and "| TN |" in text
+    assert "NT: geometric-mean speedup over torch.matmul 1.00x (0.80-1.25x)" in text
+    assert "TN: geometric-mean speedup over torch.matmul 0.50x" in text and "NN:" not in text
+
+
+def test_plot_prints_saved_bf16_results_without_a_gpu(tmp_path, capsys):
+    saved = tmp_path / "bf16.json"
+    saved.write_text(json.dumps({"environment": {}, "results": [], "grouped": [], "training": [],
+                                 "bf16": [bf16_row()], "host": None}))
+    assert bench.main(["--plot", str(saved)]) == 0
+    assert "| NT | 4096 | 7168 | 2048 |" in capsys.readouterr().out
