@@ -182,9 +182,15 @@ class Fp8GemmSm90:
       barrier 1 around each piece. Tiles with rows that must not be written (a masked expert's
       last tile, a contiguous tile ending in padding) are stored by all math threads with per-row
       predicates instead of TMA.
+    - split-K only (``split_k`` CTAs per tile, one cluster along x; :meth:`reduce_split_k`): two
+      mbarriers per CTA. ``split_k_full``: arrive count 1 (math thread 0's arrive + expect_tx of
+      ``split_k`` x threads x share x 4 bytes), completed by the ``st.async`` writes of every CTA of
+      the cluster into this CTA's slots. ``split_k_empty``: arrive count ``split_k`` (math thread 0
+      of every owner, remotely, once it has read its slots); a CTA waits on it before sending the
+      next tile's partials. The cluster synchronises once after barrier init and once before exit.
 
     Kinds (:class:`schedulers.raster.GemmKind`): ``NORMAL`` (dense, entry ``__call__``, optional
-    2-CTA cluster), ``M_GROUPED_CONTIGUOUS`` and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
+    2-CTA cluster or split-K), ``M_GROUPED_CONTIGUOUS`` and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
     SFB carry an expert mode, and for masked A, SFA and D too; bf16 out, 128x128 B scales), and
     ``K_GROUPED`` (entry :meth:`grouped`: A, B and their per-row scales stacked along K, D with an
     expert mode, fp32; each tile reads its expert's K blocks). Both roles walk the same
