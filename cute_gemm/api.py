@@ -404,6 +404,7 @@ def m_grouped_fp8_gemm_nt_contiguous(
     d: torch.Tensor,
     m_indices: torch.Tensor,
     config: jit.GemmConfig | None = None,
+    use_psum_layout: bool = False,
 ) -> torch.Tensor:
     """MoE GEMM over experts stacked along M: ``d[r] = (a[r] * sfa[r]) @ (b[e] * sfb[e])^T``, ``e = m_indices[r]``.
 
@@ -417,10 +418,16 @@ def m_grouped_fp8_gemm_nt_contiguous(
         :func:`cute_gemm.moe.make_contiguous_m_indices`. The kernel reads the first row of each
         128-row block; the per-block constancy is the caller's contract (not checked: it would
         need a device synchronisation; :func:`cute_gemm.moe.check_contiguous_m_indices` checks it).
+    :param use_psum_layout: ``m_indices`` is instead int32 ``[G]`` on the device, the end row
+        (exclusive) of each expert; expert ``g`` starts at ``m_indices[g - 1]`` rounded up to 128
+        rows (0 for the first), as :func:`cute_gemm.moe.make_contiguous_psum` builds. Rows outside
+        every expert are neither computed nor written. The same kernel and one launch.
 
     Same ``n``/``k`` rules as :func:`fp8_gemm_nt`. Returns ``d``.
     """
     (a, sfa), (b, sfb) = _unpack_pairs(a, b)
+    if not isinstance(use_psum_layout, bool):
+        raise TypeError(f"use_psum_layout must be a bool, got {type(use_psum_layout).__name__}")
     _check_tensor("a", a, torch.float8_e4m3fn, 2)
     _check_tensor("sfa", sfa, torch.float32, 2)
     _check_tensor("d", d, torch.bfloat16, 2)
@@ -429,7 +436,7 @@ def m_grouped_fp8_gemm_nt_contiguous(
     num_groups, n = _check_grouped_b(b, sfb, k)
     _check_shape("d", d, (m_sum, n))
     _check_shape("sfa", sfa, (m_sum, ceil_div(k, SCALE_BLOCK)))
-    _check_shape("m_indices", m_indices, (m_sum,))
+    _check_shape("m_indices", m_indices, (num_groups,) if use_psum_layout else (m_sum,))
     _check_rows("a", a, 16)
     _check_rows("d", d, 8)
     if m_indices.numel() > 1 and m_indices.stride(0) != 1:
@@ -442,11 +449,10 @@ def m_grouped_fp8_gemm_nt_contiguous(
         return d.zero_()
     sfa = get_mn_major_tma_aligned_tensor(sfa)
     num_sms = device.get_num_sms(d.device.index)
+    kind = GemmKind.M_GROUPED_CONTIGUOUS_PSUM if use_psum_layout else GemmKind.M_GROUPED_CONTIGUOUS
     if config is None:
-        config = heuristics.choose_grouped_config(
-            GemmKind.M_GROUPED_CONTIGUOUS, m_sum, 1, n, k, num_sms
-        )
-    _check_kind(config, GemmKind.M_GROUPED_CONTIGUOUS)
+        config = heuristics.choose_grouped_config(kind, m_sum, 1, n, k, num_sms)
+    _check_kind(config, kind)
     jit.get_fp8_gemm(config)(a, _experts_last(b), d, sfa, _experts_last(sfb), m_indices, num_sms)
     return d
 

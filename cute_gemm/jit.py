@@ -104,7 +104,8 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     (bf16 rows; fp32 rows need N % 4), SFA's column stride % 4 (fp32). Dense: ``(a, b, d, sfa, sfb)`` as 2-D tensors, SFB
     ``(N/128, Kb)`` K-major or, with per-row B scales, ``(N, Kb)`` N-major like SFA. Contiguous: B
     and SFB gain an expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an
-    expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. K-grouped: A, B, SFA and SFB
+    expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. Contiguous with prefix sums:
+    as contiguous, with ``psum (G,)``. K-grouped: A, B, SFA and SFB
     are 2-D over the stacked K, D has an expert mode, ``ks (G,)`` follows.
     """
     kind = config.kind
@@ -133,7 +134,7 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
         return make_fake_tensor(f32, shape, stride=stride, assumed_align=16)
 
     masked = kind == GemmKind.M_GROUPED_MASKED
-    m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+    m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
     out_dtype = OUT_DTYPES[config.out_dtype]
     ab, ab_row_div = (cutlass.BFloat16, 8) if bf16_operands else (fp8, 16)
     a = (mn_major(ab, m, k) if config.a_major == "mn" else row_major(ab, m, k, ab_row_div, masked))

@@ -18,6 +18,9 @@ blocks whose first row is ``-1`` and never writes padding rows. These helpers bu
   ``[M_sum, N]``).
 - :func:`check_contiguous_m_indices`: checks a given ``m_indices`` against the layout rule (reads
   it on the host, so it synchronises with the device).
+- :func:`make_contiguous_psum`: the same layout as prefix sums, ``psum [G]`` int32, the end row of
+  each expert (``use_psum_layout=True``; the example above: ``[3, 258]``). Expert ``g`` starts at
+  ``psum[g - 1]`` rounded up to 128 (0 for the first).
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ from collections.abc import Sequence
 
 import torch
 
+from schedulers.raster import CONTIGUOUS_M_ALIGNMENT
+
 __all__ = [
     "get_m_alignment_for_contiguous_layout",
     "make_contiguous_m_indices",
     "pack_contiguous",
     "unpack_contiguous",
     "check_contiguous_m_indices",
+    "make_contiguous_psum",
 ]
-
-_CONTIGUOUS_M_ALIGNMENT = 128
 
 
 def get_m_alignment_for_contiguous_layout() -> int:
@@ -44,7 +48,7 @@ def get_m_alignment_for_contiguous_layout() -> int:
     128 is a multiple of every BLOCK_M the kernel uses (64 and 128), so each M block of a tile
     belongs to exactly one expert (or is all padding).
     """
-    return _CONTIGUOUS_M_ALIGNMENT
+    return CONTIGUOUS_M_ALIGNMENT
 
 
 def _as_int_list(name: str, values) -> list[int]:
@@ -129,6 +133,20 @@ def make_contiguous_m_indices(
     )
     m_indices = torch.repeat_interleave(values, counts, output_size=m_sum).to(device)
     return m_indices, row_offsets
+
+
+def make_contiguous_psum(group_sizes: Sequence[int], device=None) -> torch.Tensor:
+    """``psum`` of the contiguous layout (alignment 128) for experts of ``group_sizes`` rows.
+
+    :param group_sizes: ``[G]`` tokens per expert (as in :func:`make_contiguous_m_indices`).
+    :param device: where the result lives (default: CPU).
+    :returns: int32 ``[G]``: ``psum[g] = row_offsets[g] + group_sizes[g]``, the end row (exclusive)
+        of expert ``g`` in the stack :func:`pack_contiguous` builds; expert ``g`` starts at
+        ``psum[g - 1]`` rounded up to 128 rows, which is ``row_offsets[g]``.
+    """
+    sizes = _as_int_list("group_sizes", group_sizes)
+    offsets = _row_offsets(sizes, CONTIGUOUS_M_ALIGNMENT)
+    return torch.tensor([start + size for start, size in zip(offsets, sizes)], dtype=torch.int32, device=device)
 
 
 def pack_contiguous(

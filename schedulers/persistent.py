@@ -23,6 +23,11 @@ Kinds (:class:`schedulers.raster.GemmKind`), with the same arithmetic as the pla
   ``m_indices[m_block * block_m]`` (``group_info``); ``-1`` (padding) makes the tile invalid. A
   valid tile whose last row is padding gets ``rows = 0``: the epilogue then stores row by row,
   skipping rows whose ``m_indices`` is ``-1``.
+- ``M_GROUPED_CONTIGUOUS_PSUM``: the same tiles; ``group_info`` is ``psum [G]``, the end row of
+  each expert, which starts at the previous end rounded up to 128 rows
+  (:func:`schedulers.raster.psum_expert_rows`). A tile's expert is the one whose rows hold its
+  first row (found by a scan over the experts); a tile starting in padding is invalid; ``rows`` is
+  its number of valid rows (the epilogue stores only those).
 - ``M_GROUPED_MASKED``: units numbered expert by expert; expert ``g`` owns
   ``ceil(masked_m[g] / block_m) * num_n_blocks`` units (``group_info`` is ``masked_m``), rasterised
   inside the expert; ``rows`` is the number of valid rows of the tile (the epilogue stores only
@@ -47,7 +52,7 @@ import cutlass.cute as cute
 from cutlass import Boolean, Int32
 from cutlass.cutlass_dsl import extract_mlir_values, new_from_mlir_values
 
-from schedulers.raster import GemmKind, rasterize, split_k_range
+from schedulers.raster import GemmKind, psum_expert_rows, rasterize, split_k_range
 
 
 class WorkTile(NamedTuple):
@@ -213,6 +218,18 @@ class PersistentTileScheduler:
                 rank_n = Int32(cute.arch.block_idx()[1])
                 m_block = m_unit * self.cluster_mn[0] + rank_m
                 n_block = n_unit * self.cluster_mn[1] + rank_n
+            if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_CONTIGUOUS_PSUM):
+                # The expert whose rows hold the tile's first row (a fixed scan; no early exit).
+                row0 = m_block * self.block_m
+                expert = Int32(-1)
+                prev_end = Int32(0)
+                for g in range(cute.size(self.group_info)):
+                    first, end = psum_expert_rows(prev_end, self.group_info[g])
+                    if row0 >= first and row0 < end:
+                        expert = Int32(g)
+                        rows = cutlass.min(end - row0, self.block_m)
+                    prev_end = end
+                is_valid = expert >= 0
             if cutlass.const_expr(self.kind == GemmKind.M_GROUPED_CONTIGUOUS):
                 expert = self.group_info[m_block * self.block_m]
                 is_valid = expert >= 0

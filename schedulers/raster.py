@@ -33,6 +33,20 @@ class GemmKind(enum.IntEnum):
     """``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert, known only on the device."""
     K_GROUPED = 3
     """Experts stacked along K (weight gradients): one output per expert."""
+    M_GROUPED_CONTIGUOUS_PSUM = 4
+    """Experts stacked along M as for ``M_GROUPED_CONTIGUOUS``, described by the end row of each
+    expert (prefix sums) instead of a per-row expert index."""
+
+
+CONTIGUOUS_M_ALIGNMENT = 128
+"""Rows each expert of the contiguous layouts starts on a multiple of (a multiple of every BLOCK_M)."""
+
+
+def psum_expert_rows(prev_end, end, alignment: int = CONTIGUOUS_M_ALIGNMENT):
+    """``(first, end)`` rows of an expert of the prefix-sum contiguous layout whose predecessor ends
+    at ``prev_end`` (0 for the first) and which ends at ``end`` (exclusive): it starts at
+    ``prev_end`` rounded up to ``alignment``. Python ints and DSL Int32 alike."""
+    return (prev_end + alignment - 1) // alignment * alignment, end
 
 
 def rasterize(tile_idx, num_m_blocks, num_n_blocks, group: int, along_m: bool, minimum=min):

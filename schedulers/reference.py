@@ -6,6 +6,7 @@ It calls the very :func:`schedulers.raster.rasterize` the kernel calls, and adds
 - :func:`normal_schedule`: one dense GEMM (optionally with CTA clusters).
 - :func:`split_k_schedule`: one dense GEMM, each tile split along K over a cluster of CTAs.
 - :func:`contiguous_schedule`: MoE, experts stacked along M (``m_indices``); padding blocks skipped.
+- :func:`contiguous_psum_schedule`: the same layout given as the end row of each expert.
 - :func:`masked_schedule`: MoE, ``[G, M_max, K]`` with ``masked_m[g]`` valid rows per expert.
 - :func:`k_grouped_schedule`: MoE weight gradients, experts stacked along K (``ks``).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schedulers.raster import rasterize, split_k_range
+from schedulers.raster import psum_expert_rows, rasterize, split_k_range
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -156,6 +157,50 @@ def contiguous_schedule(
         tiles.append(
             ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, expert)
         )
+    return tiles
+
+
+def contiguous_psum_schedule(
+    psum: Sequence[int],
+    m_sum: int,
+    n: int,
+    block_m: int,
+    block_n: int,
+    num_sms: int,
+    group: int,
+    along_m: bool,
+) -> list[tuple[ScheduledTile, int]]:
+    """Every tile of the prefix-sum contiguous GEMM with its valid rows, in launch order.
+
+    ``psum [G]``: the end row (exclusive) of each expert in the ``m_sum`` stacked rows; expert
+    ``g`` starts at ``psum[g - 1]`` rounded up to 128 (:func:`schedulers.raster.psum_expert_rows`).
+    The tiles are :func:`contiguous_schedule`'s over ``m_sum`` rows; a tile's expert is the one
+    whose rows hold its first row, and it is skipped when that row is padding::
+
+        for tile_idx in range(num_tiles):                    # as contiguous_schedule
+            row0 = m_block * block_m
+            g = the expert with first_g <= row0 < psum[g], else skip
+            (ScheduledTile(..., g), min(psum[g] - row0, block_m))
+
+    Returns ``(tile, rows)`` pairs: ``rows`` < ``block_m`` when the expert ends inside the tile.
+    """
+    experts, prev_end = [], 0
+    for end in psum:
+        experts.append(psum_expert_rows(prev_end, end))
+        prev_end = end
+    num_m_blocks, num_n_blocks = ceil_div(m_sum, block_m), ceil_div(n, block_n)
+    num_tiles = num_m_blocks * num_n_blocks
+    num_ctas = grid_size(num_tiles, num_sms)
+    tiles = []
+    for tile_idx in range(num_tiles):
+        m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, group, along_m)
+        row0 = m_block * block_m
+        owners = [g for g, (first, end) in enumerate(experts) if first <= row0 < end]
+        if not owners:
+            continue
+        g = owners[-1]  # the kernel's scan keeps the last match (at most one for a valid psum)
+        tile = ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, g)
+        tiles.append((tile, min(experts[g][1] - row0, block_m)))
     return tiles
 
 

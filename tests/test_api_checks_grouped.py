@@ -13,6 +13,7 @@ import torch
 
 import cute_gemm
 from cute_gemm import api, jit
+from schedulers.raster import GemmKind
 
 FP8 = torch.float8_e4m3fn
 G, MS, MMAX, N, K = 3, 256, 128, 264, 1040
@@ -210,3 +211,42 @@ def test_empty_problems_touch_nothing(kind, empty, no_device_check):
             (a, sfa), (fp8(groups, n, K), f32(groups, -(-n // 128), KB)), d, info, 16
         )
     assert out is d and (d == 3.0).all()
+
+
+def psum_call(t, **kwargs):
+    return cute_gemm.m_grouped_fp8_gemm_nt_contiguous(
+        (t["a"], t["sfa"]), (t["b"], t["sfb"]), t["d"], t["info"], use_psum_layout=True, **kwargs)
+
+
+@pytest.mark.parametrize("info,error,match", [
+    (torch.zeros(MS, dtype=torch.int32), ValueError, "^m_indices"),  # the per-row form, not [G]
+    (torch.zeros(G + 1, dtype=torch.int32), ValueError, "^m_indices"),
+    (torch.zeros(G, dtype=torch.int64), TypeError, "^m_indices"),
+])
+def test_psum_layout_checks(info, error, match):
+    t = contiguous_args()
+    t["info"] = info
+    with pytest.raises(error, match=match):
+        psum_call(t)
+
+
+def test_psum_layout_flag_must_be_a_bool():
+    t = contiguous_args()
+    t["info"] = torch.zeros(G, dtype=torch.int32)
+    with pytest.raises(TypeError, match="^use_psum_layout must be a bool"):
+        cute_gemm.m_grouped_fp8_gemm_nt_contiguous(
+            (t["a"], t["sfa"]), (t["b"], t["sfb"]), t["d"], t["info"], use_psum_layout=1)
+
+
+def test_psum_layout_valid_cpu_inputs_stop_at_the_device_check():
+    t = contiguous_args()
+    t["info"] = torch.zeros(G, dtype=torch.int32)
+    with pytest.raises(ValueError, match="CUDA"):
+        psum_call(t)
+
+
+def test_psum_layout_wrong_kind_of_config(no_device_check):
+    t = contiguous_args()
+    t["info"] = torch.zeros(G, dtype=torch.int32)
+    with pytest.raises(ValueError, match="^config must have kind=M_GROUPED_CONTIGUOUS_PSUM"):
+        psum_call(t, config=jit.GemmConfig(128, 128, 5, kind=GemmKind.M_GROUPED_CONTIGUOUS))

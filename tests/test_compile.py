@@ -29,7 +29,7 @@ CONFIGS = [
 ] + [
     GemmConfig(bm, bn, max_stages(bm, bn), kind=kind)
     for bm, bn in ((128, 128), (128, 160), (64, 112), (64, 32))
-    for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+    for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
 ]
 TRAINING = dict(b_scale_rows=1, out_dtype="fp32")
 CONFIGS += [

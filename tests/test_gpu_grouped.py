@@ -60,6 +60,31 @@ def test_contiguous_tiles_with_empty_experts(block_m, block_n):
     check_contiguous(p)
 
 
+def psum_call(p, config=None):
+    psum = cute_gemm.moe.make_contiguous_psum([count for _, count in p.rows], device="cuda")
+    cute_gemm.m_grouped_fp8_gemm_nt_contiguous(
+        (p.a, p.sfa), (p.b, p.sfb), p.d, psum, config=config, use_psum_layout=True)
+
+
+@pytest.mark.parametrize("groups,m_per_group,n,k", [(4, 8192, 4096, 7168), (8, 4096, 7168, 2048)])
+def test_contiguous_psum_layout(groups, m_per_group, n, k):
+    # The same layout given as the end row of each expert: padding rows stay poisoned.
+    rng = random.Random(groups * n + k + 1)
+    rows = [int(m_per_group * rng.uniform(0.7, 1.3)) for _ in range(groups)]
+    rows[rng.randrange(groups)] = 0
+    p = make_contiguous_problem(rows, n, k)
+    psum_call(p)
+    check_contiguous(p)
+
+
+@pytest.mark.parametrize("block_m,block_n", [(64, 112), (128, 160), (128, 64)])
+def test_contiguous_psum_tiles_with_empty_and_tiny_experts(block_m, block_n):
+    # Experts ending inside a tile (1, 65, 300 rows) and 64-row tiles that are all padding.
+    p = make_contiguous_problem([0, 300, 0, 1, 128, 65, 0], 1000, 1040)
+    psum_call(p, GemmConfig(block_m, block_n, max_stages(block_m, block_n), kind=GemmKind.M_GROUPED_CONTIGUOUS_PSUM))
+    check_contiguous(p)
+
+
 MASKED_SHAPES = [(1, 1024, 4096, 7168, None), (1, 1024, 7168, 2048, None), (2, 512, 4096, 7168, None),
                  (2, 512, 7168, 2048, None), (4, 256, 4096, 7168, None), (4, 256, 7168, 2048, None),
                  (32, 256, 4096, 7168, 32)]

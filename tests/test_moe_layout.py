@@ -14,6 +14,7 @@ from cute_gemm.moe import (
     check_contiguous_m_indices,
     get_m_alignment_for_contiguous_layout,
     make_contiguous_m_indices,
+    make_contiguous_psum,
     pack_contiguous,
     unpack_contiguous,
 )
@@ -243,3 +244,18 @@ def test_check_contiguous_m_indices_bad_arguments():
         check_contiguous_m_indices(_i32([0]), num_groups=-1)
     with pytest.raises(ValueError, match="alignment"):
         check_contiguous_m_indices(_i32([0]), alignment=0)
+
+
+@pytest.mark.parametrize("sizes", [[3, 130], [0, 128, 1, 0, 257], [0], [1000]])
+def test_make_contiguous_psum_is_the_end_of_each_expert(sizes):
+    psum = make_contiguous_psum(sizes)
+    m_indices, offsets = make_contiguous_m_indices(sizes)
+    assert psum.dtype == torch.int32 and psum.tolist() == [int(offsets[g]) + s for g, s in enumerate(sizes)]
+    # Each expert starts where the previous one ends, rounded up to 128 rows.
+    prev = 0
+    for g, end in enumerate(psum.tolist()):
+        start = -(-prev // 128) * 128
+        assert start == int(offsets[g]) and (m_indices[start:end] == g).all()
+        prev = end
+    with pytest.raises(ValueError, match="group_sizes"):
+        make_contiguous_psum([1, -2])

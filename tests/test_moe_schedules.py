@@ -22,6 +22,7 @@ from layouts.tiles import BLOCK_N_CHOICES
 from schedulers.raster import rasterize
 from schedulers.reference import (
     ScheduledTile,
+    contiguous_psum_schedule,
     contiguous_schedule,
     masked_grid_size,
     masked_rows_in_tile,
@@ -350,3 +351,40 @@ def test_masked_rows_in_tile_formula():
 def test_dense_tiles_default_to_group_zero():
     assert ScheduledTile(1, 2, 3, 4) == ScheduledTile(1, 2, 3, 4, 0)
     assert all(t.group == 0 for t in normal_schedule(300, 300, 128, 128, 4, 2, True))
+
+
+# ------------------------------------------------------------------------------------------------
+# Contiguous, given as prefix sums (use_psum_layout)
+
+
+def psum_of(sizes):
+    """The end row of each expert in the 128-aligned stack (cute_gemm.moe.make_contiguous_psum)."""
+    ends, start = [], 0
+    for size in sizes:
+        ends.append(start + size)
+        start += cdiv(size, 128) * 128
+    return ends
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_psum_schedule_is_the_contiguous_schedule(seed):
+    # The same layout given both ways: the same tiles (cta, iteration, blocks, expert), and each
+    # tile's valid rows are exactly its expert's rows in the m_indices form.
+    rng = random.Random(seed)
+    sizes = random_sizes(rng, rng.choice((1, 2, 3, 8, 17)), rng.choice((64, 300, 1000)))
+    m_indices = aligned_m_indices(sizes, 128)
+    n, block_m = 8 * rng.randint(1, 300), rng.choice((64, 128))
+    block_n, num_sms = rng.choice(BLOCK_N_CHOICES), rng.randint(1, 132)
+    group, along_m = rng.choice(GROUPS), rng.choice((True, False))
+    pairs = contiguous_psum_schedule(psum_of(sizes), len(m_indices), n, block_m, block_n, num_sms, group, along_m)
+    assert [t for t, _ in pairs] == contiguous_schedule(m_indices, n, block_m, block_n, num_sms, group, along_m)
+    for t, rows in pairs:
+        block = m_indices[t.m_block * block_m:(t.m_block + 1) * block_m]
+        assert rows == sum(1 for e in block if e == t.group) and 1 <= rows <= block_m
+
+
+def test_psum_small_example():
+    # Experts of 3 and 130 rows: rows 0..2 and 128..257 of 384 (the cute_gemm.moe docstring).
+    assert psum_of([3, 130]) == [3, 258]
+    pairs = contiguous_psum_schedule([3, 258], 384, 128, 64, 128, 132, 16, True)
+    assert [(t.m_block, t.group, rows) for t, rows in pairs] == [(0, 0, 3), (2, 1, 64), (3, 1, 64), (4, 1, 2)]

@@ -45,6 +45,13 @@ cute_gemm.m_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, p.gr
 diff = max(calc_diff(p.d[s:s + c], p.expert_reference(g)) for g, (s, c) in enumerate(p.rows) if c)
 failures += not diff < 1e-5
 print(f"contiguous: calc_diff {diff:.2e}")
+p = make_contiguous_problem([0, 100, 1, 65, 128], 264, 400)  # the same layout as prefix sums
+psum = cute_gemm.moe.make_contiguous_psum([c for _, c in p.rows], device="cuda")
+cfg = GemmConfig(64, 112, max_stages(64, 112), kind=GemmKind.M_GROUPED_CONTIGUOUS_PSUM)
+cute_gemm.m_grouped_fp8_gemm_nt_contiguous((p.a, p.sfa), (p.b, p.sfb), p.d, psum, config=cfg, use_psum_layout=True)
+diff = max(calc_diff(p.d[s:s + c], p.expert_reference(g)) for g, (s, c) in enumerate(p.rows) if c)
+failures += not (diff < 1e-5 and torch.isnan(p.d[p.group_info < 0]).all())
+print(f"contiguous (psum): calc_diff {diff:.2e}")
 p = make_masked_problem([0, 70, 129, 5], 130, 264, 400)
 cfg = GemmConfig(128, 160, max_stages(128, 160), kind=GemmKind.M_GROUPED_MASKED)
 cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, 64, config=cfg)

@@ -190,7 +190,7 @@ class Fp8GemmSm90:
       next tile's partials. The cluster synchronises once after barrier init and once before exit.
 
     Kinds (:class:`schedulers.raster.GemmKind`): ``NORMAL`` (dense, entry ``__call__``, optional
-    2-CTA cluster or split-K), ``M_GROUPED_CONTIGUOUS`` and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
+    2-CTA cluster or split-K), ``M_GROUPED_CONTIGUOUS`` (or ``_PSUM``) and ``M_GROUPED_MASKED`` (entry :meth:`grouped`; B and
     SFB carry an expert mode, and for masked A, SFA and D too; bf16 out, 128x128 B scales), and
     ``K_GROUPED`` (entry :meth:`grouped`: A, B and their per-row scales stacked along K, D with an
     expert mode, fp32; each tile reads its expert's K blocks). Both roles walk the same
@@ -245,7 +245,8 @@ class Fp8GemmSm90:
             raise ValueError(f"out_dtype must be one of {tuple(OUT_DTYPES)}, got {out_dtype!r}")
         if accumulate and out_dtype != "fp32":
             raise ValueError("accumulate (D += A @ B^T) needs out_dtype='fp32'")
-        m_grouped = self.kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_MASKED)
+        m_grouped = self.kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM,
+                                  GemmKind.M_GROUPED_MASKED)
         if m_grouped and (b_scale_rows, out_dtype) != (128, "bf16"):
             raise ValueError("the m-grouped kinds take 128x128 B scales and a bf16 output")
         if self.kind == GemmKind.K_GROUPED and (b_scale_rows, out_dtype) != (1, "fp32"):
@@ -327,7 +328,7 @@ class Fp8GemmSm90:
         d: cute.Tensor,  # contiguous: (M_sum, N); masked: (M_max, N, G); k-grouped: (M, N, G) fp32
         sfa: cute.Tensor,  # contiguous: (M_sum, Kb); masked: (M_max, Kb, G); k-grouped: (M, Kb_sum)
         sfb: cute.Tensor,  # (ceil(N/128), Kb, G); k-grouped: (N, Kb_sum), N-major
-        group_info: cute.Tensor,  # int32 m_indices (M_sum,), masked_m (G,) or ks (G,)
+        group_info: cute.Tensor,  # int32 m_indices (M_sum,), psum (G,), masked_m (G,) or ks (G,)
         num_sms: Int32,
         stream,
     ):
