@@ -144,20 +144,24 @@ def contiguous_schedule(
     A skipped tile still uses its slot: CTA ``tile_idx % num_ctas`` just moves on to its next
     iteration, so the (cta, iteration) of every other tile is unchanged (no compaction).
     """
-    m_sum = len(m_indices)
+    tiles = []
+    for cta, iteration, m_block, n_block in _stacked_tile_slots(len(m_indices), n, block_m, block_n,
+                                                                num_sms, group, along_m):
+        expert = int(m_indices[m_block * block_m])
+        if expert >= 0:
+            tiles.append(ScheduledTile(cta, iteration, m_block, n_block, expert))
+    return tiles
+
+
+def _stacked_tile_slots(m_sum, n, block_m, block_n, num_sms, group, along_m):
+    """``(cta, iteration, m_block, n_block)`` of every tile of an ``m_sum x n`` output in launch
+    order, padding tiles included (they keep their slot: no compaction)."""
     num_m_blocks, num_n_blocks = ceil_div(m_sum, block_m), ceil_div(n, block_n)
     num_tiles = num_m_blocks * num_n_blocks
     num_ctas = grid_size(num_tiles, num_sms)
-    tiles = []
     for tile_idx in range(num_tiles):
         m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, group, along_m)
-        expert = int(m_indices[m_block * block_m])
-        if expert < 0:
-            continue
-        tiles.append(
-            ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, expert)
-        )
-    return tiles
+        yield tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block
 
 
 def contiguous_psum_schedule(
@@ -188,19 +192,14 @@ def contiguous_psum_schedule(
     for end in psum:
         experts.append(psum_expert_rows(prev_end, end))
         prev_end = end
-    num_m_blocks, num_n_blocks = ceil_div(m_sum, block_m), ceil_div(n, block_n)
-    num_tiles = num_m_blocks * num_n_blocks
-    num_ctas = grid_size(num_tiles, num_sms)
     tiles = []
-    for tile_idx in range(num_tiles):
-        m_block, n_block = rasterize(tile_idx, num_m_blocks, num_n_blocks, group, along_m)
+    for cta, iteration, m_block, n_block in _stacked_tile_slots(m_sum, n, block_m, block_n, num_sms,
+                                                                group, along_m):
         row0 = m_block * block_m
         owners = [g for g, (first, end) in enumerate(experts) if first <= row0 < end]
-        if not owners:
-            continue
-        g = owners[-1]  # the kernel's scan keeps the last match (at most one for a valid psum)
-        tile = ScheduledTile(tile_idx % num_ctas, tile_idx // num_ctas, m_block, n_block, g)
-        tiles.append((tile, min(experts[g][1] - row0, block_m)))
+        if owners:
+            g = owners[-1]  # the kernel's scan keeps the last match (at most one for a valid psum)
+            tiles.append((ScheduledTile(cta, iteration, m_block, n_block, g), min(experts[g][1] - row0, block_m)))
     return tiles
 
 
