@@ -84,8 +84,9 @@ def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERE
 
 
 SPLIT_K = 2
-"""CTAs a split tile is spread over. 4 is supported by the kernel but not offered: the H200 runs at
-most 30 clusters of 4 CTAs at once (120 SMs; 66 clusters of 2), so a launch of 33 ran in two waves."""
+"""CTAs a split tile is spread over. 3 and 4 are supported by the kernel but not offered: the H200
+runs at most 39 clusters of 3 and 30 of 4 CTAs at once (117 and 120 SMs; 66 clusters of 2), so the
+launches that would pay (43 clusters of 3, 32-33 of 4) ran in two waves (docs/notes.md)."""
 SPLIT_K_MIN_K_BLOCKS = 16
 """Fewest K blocks each CTA of a split tile must read for the split to be offered (at 8, K = 2048,
 splitting lost 30%)."""

@@ -3,7 +3,7 @@
 Dense inference tiles (with the heuristic's stages and clusters), the m-grouped kinds, and the
 training variants: every tile legal with per-row (1x128) B scales, fp32 out, accumulating into D;
 fp32 out with 128x128 B scales; and the k-grouped kind. Split-K: every tile up to 128 wide whose
-epilogue pieces a split of 2 or 4 divides (the heuristic offers 2), and the training variant split.
+epilogue pieces a split of 2, 3 or 4 divides (the heuristic offers 2), and the training variant split.
 """
 
 import re
@@ -47,7 +47,7 @@ CONFIGS += [
 SPLIT_K_CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn, split_k=split), split_k=split)
     for bm, bn in legal_tiles() if bm <= 128 and bn <= 128
-    for split in (2, 4) if epilogue_pieces(bm, bn) % split == 0
+    for split in (2, 3, 4) if epilogue_pieces(bm, bn) % split == 0
 ] + [GemmConfig(128, 128, max_stages(128, 128, **TRAINING, split_k=2), split_k=2, **TRAINING, accumulate=True)]
 CONFIGS += SPLIT_K_CONFIGS
 BF16 = dict(ab_dtype="bf16")

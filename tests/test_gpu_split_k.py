@@ -12,7 +12,8 @@ from cute_gemm.testing import make_fp8_gemm_problem
 
 pytestmark = pytest.mark.gpu
 
-SPLIT_TILES = [(64, 128, 4), (64, 128, 2), (64, 64, 2), (128, 128, 4), (128, 128, 2), (128, 64, 2)]
+SPLIT_TILES = [(64, 128, 4), (64, 128, 2), (64, 64, 2), (128, 128, 4), (128, 128, 2), (128, 64, 2), (128, 96, 3),
+               (64, 96, 3)]
 
 
 @pytest.fixture(autouse=True)

@@ -55,7 +55,7 @@ def math_threads(block_m: int) -> int:
     return 128 * (min(block_m, tiles.WAVE_BLOCK_M) // tiles.ROWS_PER_MATH_WARPGROUP)
 
 
-SPLIT_K_CHOICES = (1, 2, 4)
+SPLIT_K_CHOICES = (1, 2, 3, 4)
 """CTAs one tile can be split over along K (a cluster; each stores ``1 / split_k`` of the tile)."""
 SPLIT_K_ROW_PAD = 4
 """Floats after each thread's row of a split-K reduction slot, so that the 16-byte reads of 8
