@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     print(render_waves(
         args.m, args.n, config.block_m, config.block_n, num_sms,
         cluster=(config.cluster_m, config.cluster_n), group=config.raster_group,
-        along_m=config.raster_along_m,
+        along_m=config.raster_along_m, split_k=config.split_k,
     ))
     return 0
 

@@ -7,7 +7,9 @@ whose tile count is not a multiple of the SM count ends with a partial wave in w
 That last-wave occupancy is one of the two terms of the heuristic's cost (:mod:`cute_gemm.heuristics`).
 
 - :func:`plan_waves`: the wave and CTA of every tile, from the plain-Python twin of the kernel's
-  scheduler (:func:`schedulers.reference.normal_schedule`, clusters included).
+  scheduler (:func:`schedulers.reference.normal_schedule`, clusters included;
+  :func:`schedulers.reference.split_k_schedule` for a tile split along K over several CTAs, which
+  then occupies that many SMs in its wave).
 - :func:`render_waves`: the tile grid in text, one character per tile (its wave: ``0-9``, then
   ``a-z``, ``A-Z``), compressed when the grid is large, with a line on last-wave occupancy. This is
   the picture ``python -m cute_gemm explain`` prints.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schedulers.reference import ceil_div, normal_schedule
+from schedulers.reference import ceil_div, normal_schedule, split_k_schedule
 
 WAVE_SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The character of wave ``w`` is ``WAVE_SYMBOLS[w]``; waves past the last symbol print as ``+``."""
@@ -46,11 +48,14 @@ class WavePlan:
     wave: tuple[tuple[int, ...], ...]
     """``wave[m_block][n_block]``: the round (the CTA's iteration) the tile runs in."""
     cta: tuple[tuple[int, ...], ...]
-    """``cta[m_block][n_block]``: the CTA (one per SM) that computes the tile."""
+    """``cta[m_block][n_block]``: the CTA (one per SM) that computes the tile (split-K: the first
+    CTA of its cluster)."""
     num_ctas: int
     """CTAs launched: one per SM, fewer when there are fewer tiles (whole clusters)."""
     tiles_per_wave: tuple[int, ...]
-    """Tiles computed in each wave (the SMs busy in it)."""
+    """CTAs busy in each wave (the SMs busy in it): the tiles, times ``split_k``."""
+    split_k: int = 1
+    """CTAs each tile is split over along K."""
 
     @property
     def num_tiles(self) -> int:
@@ -62,7 +67,7 @@ class WavePlan:
 
     @property
     def last_wave_tiles(self) -> int:
-        """Tiles (= busy SMs) in the last wave; 0 for an empty problem."""
+        """Busy SMs in the last wave (tiles, times ``split_k``); 0 for an empty problem."""
         counts = self.tiles_per_wave
         return counts[-1] if counts else 0
 
@@ -73,8 +78,8 @@ class WavePlan:
 
     @property
     def sm_efficiency(self) -> float:
-        """Tiles over the SM slots of all waves: 1.0 when every wave is full."""
-        return self.num_tiles / (self.num_waves * self.num_sms) if self.num_waves else 1.0
+        """Busy SM slots over the SM slots of all waves: 1.0 when every wave is full."""
+        return sum(self.tiles_per_wave) / (self.num_waves * self.num_sms) if self.num_waves else 1.0
 
 
 def plan_waves(
@@ -86,13 +91,15 @@ def plan_waves(
     cluster: tuple[int, int] = (1, 1),
     group: int = 16,
     along_m: bool = True,
+    split_k: int = 1,
 ) -> WavePlan:
     """The wave and CTA of every tile of an ``m x n`` output cut into ``block_m x block_n`` tiles.
 
     ``cluster``, ``group`` and ``along_m`` are the configuration's cluster shape and raster
     settings (:class:`cute_gemm.jit.GemmConfig`'s ``cluster_m, cluster_n``, ``raster_group``,
     ``raster_along_m``). With a cluster the units of the schedule are cluster tiles, so a wave holds
-    ``num_sms // cluster size`` of them.
+    ``num_sms // cluster size`` of them. With ``split_k > 1`` (no other cluster) each tile is
+    computed by ``split_k`` CTAs, one per SM.
     """
     for name, value in (("m", m), ("n", n)):
         if value < 0:
@@ -105,16 +112,20 @@ def plan_waves(
     cta = [[-1] * shape[1] for _ in range(shape[0])]
     ctas, per_wave = set(), []
     if shape[0] and shape[1]:
-        for t in normal_schedule(m, n, block_m, block_n, num_sms, group, along_m, tuple(cluster)):
+        if split_k > 1:  # the K blocks do not change where tiles run: any count will do
+            schedule = split_k_schedule(m, n, split_k, block_m, block_n, num_sms, group, along_m, split_k)
+        else:
+            schedule = normal_schedule(m, n, block_m, block_n, num_sms, group, along_m, tuple(cluster))
+        for t in schedule:
             wave[t.m_block][t.n_block] = t.iteration
-            cta[t.m_block][t.n_block] = t.cta
+            cta[t.m_block][t.n_block] = t.cta - t.cta % split_k
             ctas.add(t.cta)
             per_wave.extend([0] * (t.iteration + 1 - len(per_wave)))
             per_wave[t.iteration] += 1
     return WavePlan(
         m, n, block_m, block_n, num_sms, tuple(cluster), shape[0], shape[1],
         tuple(tuple(r) for r in wave), tuple(tuple(r) for r in cta), len(ctas),
-        tuple(per_wave),
+        tuple(per_wave), split_k,
     )
 
 
@@ -143,6 +154,7 @@ def render_waves(
     along_m: bool = True,
     max_cols: int = 64,
     max_rows: int = 32,
+    split_k: int = 1,
 ) -> str:
     """The tile grid of an ``m x n`` output in text: which wave each tile runs in.
 
@@ -164,9 +176,11 @@ def render_waves(
         last wave: 92 of 132 SMs busy (70%), 40 idle  [###############################.............]
         all waves: 224 tiles in 2 x 132 SM slots = 85% used
     """
-    plan = plan_waves(m, n, block_m, block_n, num_sms, cluster, group, along_m)
+    plan = plan_waves(m, n, block_m, block_n, num_sms, cluster, group, along_m, split_k)
     rows, cols = plan.num_m_blocks, plan.num_n_blocks
     cluster_text = "" if tuple(cluster) == (1, 1) else f", clusters of {cluster[0]}x{cluster[1]} CTAs"
+    if split_k > 1:
+        cluster_text += f", each split along K over {split_k} CTAs (SMs)"
     lines = [
         f"{m} x {n} output, {block_m}x{block_n} tiles{cluster_text}: "
         f"{_plural(rows, 'M block')} x {_plural(cols, 'N block')} = "
@@ -203,14 +217,15 @@ def render_waves(
         per_wave = f"{counts[0]} in each of waves 0..{waves - 2}, {counts[-1]} in the last"
     else:
         per_wave = ", ".join(str(c) for c in counts[:6]) + f", ..., {counts[-1]} in the last"
-    lines.append(f"tiles per wave: {per_wave} ({_plural(waves, 'wave')})")
+    busy_what = "tiles" if split_k == 1 else f"CTAs ({split_k} per tile)"
+    lines.append(f"{busy_what} per wave: {per_wave} ({_plural(waves, 'wave')})")
     busy = plan.last_wave_tiles
     lines.append(
         f"last wave: {busy} of {num_sms} SMs busy ({100 * busy / num_sms:.0f}%), "
         f"{num_sms - busy} idle  {occupancy_bar(busy, num_sms)}"
     )
     lines.append(
-        f"all waves: {_plural(plan.num_tiles, 'tile')} in {waves} x {num_sms} SM slots = "
-        f"{100 * plan.sm_efficiency:.0f}% used"
+        f"all waves: {_plural(plan.num_tiles * split_k, 'CTA' if split_k > 1 else 'tile')} in "
+        f"{waves} x {num_sms} SM slots = {100 * plan.sm_efficiency:.0f}% used"
     )
     return "\n".join(lines)

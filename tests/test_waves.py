@@ -137,3 +137,30 @@ def test_explain_prints_the_picture_of_the_chosen_tile(capsys):
     assert out.startswith(heuristics.explain(256, 7168, 7168, sms))
     assert render_waves(256, 7168, config.block_m, config.block_n, sms) in out
     assert f"{config.block_m}x{config.block_n} tiles" in out
+
+
+@pytest.mark.parametrize("split_k", [2, 3, 4])
+def test_split_k_plans_count_ctas(split_k):
+    # Each tile takes split_k SMs of its wave; the wave count matches the heuristic's split candidates.
+    for m, n, bm, bn, sms in random_shapes(30, seed=split_k):
+        plan = plan_waves(m, n, bm, bn, sms, split_k=split_k)
+        assert sum(plan.tiles_per_wave) == plan.num_tiles * split_k
+        assert all(count <= (sms // split_k) * split_k for count in plan.tiles_per_wave)
+        assert all(cta % split_k == 0 for row in plan.cta for cta in row)
+    for c in heuristics.candidates(64, 4096, 7168, 132, split_k_allowed=True):
+        plan = plan_waves(64, 4096, c.block_m, c.block_n, 132, split_k=c.split_k)
+        assert (plan.num_waves, plan.last_wave_tiles) == (c.waves, c.last_wave_tiles)
+
+
+def test_render_split_k():
+    text = render_waves(64, 4096, 64, 64, 132, split_k=2)
+    assert "each split along K over 2 CTAs (SMs)" in text
+    assert "CTAs (2 per tile) per wave: 128 (1 wave)" in text
+    assert "last wave: 128 of 132 SMs busy" in text and "all waves: 128 CTAs in 1 x 132 SM slots = 97% used" in text
+
+
+def test_explain_draws_the_split(capsys):
+    assert main(["explain", "--m", "64", "--n", "4096", "--k", "7168"]) == 0
+    out = capsys.readouterr().out
+    if heuristics.choose_config(64, 4096, 7168, get_num_sms()).split_k == 2:
+        assert "split 2  <- chosen" in out and "each split along K over 2 CTAs" in out
