@@ -259,27 +259,21 @@ def bench_bf16(layout: str, m: int, n: int, k: int, iters: int = 30):
     import torch
 
     import cute_gemm
-    from cute_gemm.quant import calc_diff
-    from cute_gemm.timing import time_kernels
 
     x = torch.randn(m, k, device="cuda").bfloat16()
     y = torch.randn(n, k, device="cuda").bfloat16()
-    reference = x.float() @ y.float().t()
+    check = _diff_to(x.float() @ y.float().t())
     a = x if layout[0] == "n" else x.t().contiguous()  # stored [m, k] or [k, m]
     b = y if layout[1] == "t" else y.t().contiguous()  # stored [n, k] or [k, n]
     a_mk = a if layout[0] == "n" else a.t()  # [m, k] views for torch.matmul
     b_kn = b.t() if layout[1] == "t" else b
     d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-    ours = lambda: getattr(cute_gemm, f"bf16_gemm_{layout}")(a, b, d)  # noqa: E731
-    ours()
-    diff = calc_diff(d, reference)
-    torch_diff = calc_diff(torch.matmul(a_mk, b_kn), reference)
-    us = time_kernels(ours, iters=iters)
-    torch_us = time_kernels(lambda: torch.matmul(a_mk, b_kn), iters=iters)
-    flops = 2 * m * n * k
-    return {"kind": "bf16", "layout": layout, "m": m, "n": n, "k": k, "us": us, "tflops": flops / us / 1e6,
-            "calc_diff": diff, "torch_us": torch_us, "torch_tflops": flops / torch_us / 1e6,
-            "torch_calc_diff": torch_diff, "speedup": torch_us / us}
+    flops, nbytes = 2 * m * n * k, 2 * (m * k + n * k + m * n)
+    ours = _measure(lambda: getattr(cute_gemm, f"bf16_gemm_{layout}")(a, b, d), check, flops, nbytes, iters)
+    peer = _measure(lambda: torch.matmul(a_mk, b_kn), check, flops, nbytes, iters)
+    return {"kind": "bf16", "layout": layout, "m": m, "n": n, "k": k, **ours,
+            "torch_us": peer["us"], "torch_tflops": peer["tflops"], "torch_calc_diff": peer["calc_diff"],
+            "speedup": peer["us"] / ours["us"]}
 
 
 def bench_k_grouped(groups: int, m: int, n: int, expected_k: int, iters: int = 30):

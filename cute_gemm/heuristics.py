@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 
 from cute_gemm.jit import GemmConfig, Variant
-from cute_gemm.kernels.fp8_gemm_sm90 import epilogue_pieces, max_stages, whole_tile_epilogue_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, split_k_divides_tile, whole_tile_epilogue_stages
 from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
 
@@ -193,17 +193,17 @@ def candidates(
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)
     split_k_allowed = split_k_allowed and m <= SPLIT_K_MAX_M
-    if split_k_allowed and 64 not in block_ms:
-        block_ms = (64,) + block_ms  # split only: two 64-row tiles of a 65..128-row problem
+    split_only = 64 if split_k_allowed and 64 not in block_ms else None
+    if split_only:
+        block_ms = (split_only,) + block_ms  # two 64-row tiles of a 65..128-row problem, split only
     for bm in block_ms:
         for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
-            num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
-            extra = bm not in block_m_candidates(m) and not block_m  # a split-only 64-row tile
-            splits = () if extra else (1,)
-            if extra and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
+            if bm == split_only and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
                 continue
+            num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
+            splits = () if bm == split_only else (1,)
             if split_k_allowed and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
                 splits += (SPLIT_K,)
             for split_k in splits:
@@ -218,7 +218,7 @@ def candidates(
 def _split_k_fits(block_m: int, block_n: int, num_tiles: int, num_k_blocks: int, num_sms: int) -> bool:
     """Whether a tile may be offered split along K (see the module docstring)."""
     return (block_m <= 128 and block_n <= SPLIT_K_MAX_BLOCK_N
-            and epilogue_pieces(block_m, block_n) % SPLIT_K == 0
+            and split_k_divides_tile(block_m, block_n, SPLIT_K)
             and num_tiles * SPLIT_K <= num_sms
             and SPLIT_K_MIN_K_BLOCKS <= ceil_div(num_k_blocks, SPLIT_K) <= SPLIT_K_MAX_K_BLOCKS)
 

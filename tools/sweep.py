@@ -9,7 +9,7 @@ import torch
 
 import cute_gemm
 from cute_gemm.jit import GemmConfig
-from cute_gemm.kernels.fp8_gemm_sm90 import epilogue_pieces, max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, split_k_divides_tile
 from cute_gemm.testing import make_fp8_gemm_problem
 from cute_gemm.timing import time_kernels as time_cuda
 from layouts.tiles import BLOCK_M_CHOICES, BLOCK_N_CHOICES, legal_tiles
@@ -41,7 +41,7 @@ def main():
                 settings = [(g, tuple(map(int, c.split("x"))), f, s) for g in args.groups for c in args.clusters
                             for f in args.fewer_stages for s in args.split_k]
                 for g, cluster, fewer, split in settings:
-                    if split > 1 and (cluster != (1, 1) or epilogue_pieces(bm, bn) % split):
+                    if split > 1 and (cluster != (1, 1) or not split_k_divides_tile(bm, bn, split)):
                         continue
                     stages = max_stages(bm, bn, split_k=split) - fewer
                     cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split)

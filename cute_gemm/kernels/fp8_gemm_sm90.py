@@ -62,6 +62,11 @@ SPLIT_K_ROW_PAD = 4
 consecutive threads hit different banks."""
 
 
+def split_k_divides_tile(block_m: int, block_n: int, split_k: int) -> bool:
+    """Whether ``split_k`` CTAs can share a tile's epilogue pieces evenly (each stores its share)."""
+    return epilogue_pieces(block_m, block_n) % split_k == 0
+
+
 def split_k_slot_floats(block_m: int, block_n: int, split_k: int) -> int:
     """Floats one thread receives from one CTA of a split-K cluster (its share of the tile), padded."""
     epi_m, epi_n = tiles.epilogue_tile(block_m, block_n)
@@ -256,12 +261,14 @@ class Fp8GemmSm90:
         if split_k > 1:
             if self.kind != GemmKind.NORMAL or (cluster_m, cluster_n) != (1, 1) or ab_dtype != "fp8":
                 raise ValueError("split_k > 1 needs the dense FP8 kind without another cluster")
-            if epilogue_pieces(block_m, block_n) % split_k:
+            if not split_k_divides_tile(block_m, block_n, split_k):
                 raise ValueError(
                     f"split_k={split_k} must divide the {epilogue_pieces(block_m, block_n)} epilogue "
                     f"pieces of a {block_m}x{block_n} tile (each CTA stores its share)"
                 )
         self.split_k = split_k
+        # The cluster the launch asks for: split-K CTAs go along x (no other cluster then).
+        self.launch_cluster_mn = (cluster_m * split_k, cluster_n)
         variant = dict(b_scale_rows=b_scale_rows, out_dtype=out_dtype, ab_dtype=ab_dtype, split_k=split_k)
         if not 2 <= stages <= max_stages(block_m, block_n, **variant):
             raise ValueError(
@@ -416,7 +423,7 @@ class Fp8GemmSm90:
         num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
         if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
             num_units = num_units * d.shape[2]
-        cluster_x = cm * self.split_k  # a split-K cluster: split_k CTAs along x
+        cluster_x = self.launch_cluster_mn[0]
         num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cluster_x * cn)), 1)
         self.kernel(
             tiled_mma,
@@ -491,8 +498,7 @@ class Fp8GemmSm90:
                     cute.arch.mbarrier_init(split_k_full, 1)
                     cute.arch.mbarrier_init(split_k_empty, self.split_k)
         # (the barriers of every CTA are initialised before any peer signals them)
-        launch_cluster_mn = (self.cluster_mn[0] * self.split_k, self.cluster_mn[1])
-        pipeline.pipeline_init_arrive(cluster_shape_mn=launch_cluster_mn, is_relaxed=True)
+        pipeline.pipeline_init_arrive(cluster_shape_mn=self.launch_cluster_mn, is_relaxed=True)
 
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2), (bM, 1, stages)
         sA = storage.sA.get_tensor(a_smem_layout.outer, swizzle=a_smem_layout.inner)
@@ -509,7 +515,7 @@ class Fp8GemmSm90:
             )
 
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
-        pipeline.pipeline_init_wait(cluster_shape_mn=launch_cluster_mn)
+        pipeline.pipeline_init_wait(cluster_shape_mn=self.launch_cluster_mn)
 
         if warpgroup_idx == 0:
             cute.arch.setmaxregister_decrease(self.producer_registers)
