@@ -31,6 +31,12 @@ MIN_EPILOGUE_BUFFERS = 2
 BARRIER_BYTES = 1024  # mbarriers and alignment slack
 OUT_DTYPES = {"bf16": cutlass.BFloat16, "fp32": Float32}
 """Output element types by name (``GemmConfig.out_dtype``)."""
+LAGGED_PROMOTION_MAX_BLOCK_N = 128
+"""Widest one-wave tile that promotes lagged (:meth:`Fp8GemmSm90.k_loop_lagged`): an accumulator
+and two partials of BLOCK_N / 2 registers each; at 144 the second row-scale slot spills and at 160
+the partials do (786 spill instructions, 2.6x slower). Per-row B scales would need a second set of
+column scales and spill at 128 (388); lagged with the scales read at promotion time instead, they
+ran 6-10% slower than promoting in place (H200, docs/notes.md)."""
 
 
 def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
@@ -168,9 +174,11 @@ class Fp8GemmSm90:
     - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
       per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
-      wave's accumulator; the stage is released after the last wave's WGMMAs. BLOCK_M = 256 runs two
-      waves (DeepGEMM's structure: one ``partial`` reused, two accumulators), so B is loaded once
-      for 256 rows. After the last K block: the **epilogue** converts to bf16, writes pieces of
+      wave's accumulator; the stage is released after the last wave's WGMMAs. One-wave tiles up to
+      :data:`LAGGED_PROMOTION_MAX_BLOCK_N` wide with 128x128 B scales keep two partials and promote
+      K block k-1 while block k's WGMMAs run (:meth:`k_loop_lagged`; the math warps then hold two
+      stages). BLOCK_M = 256 runs two waves (DeepGEMM's structure: one ``partial`` reused, two
+      accumulators), so B is loaded once for 256 rows. After the last K block: the **epilogue** converts to bf16, writes pieces of
       ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each by TMA.
       Variants: with per-row B scales (``b_scale_rows=1``) the promotion multiplies each element by
       its row's and its column's scale (:func:`cute_gemm.promotion.promote_per_column`); an fp32
@@ -309,6 +317,10 @@ class Fp8GemmSm90:
         self.math_registers = 232 if self.num_math_warpgroups == 2 else 240
         self.epilogue_barrier = pipeline.NamedBarrier(barrier_id=1, num_threads=self.num_math_threads)
         self.store_warp = 4  # first warp of the first math warpgroup
+        # One-wave FP8 tiles promote K block k-1 while block k's WGMMAs run (a second partial).
+        self.lag_promotion = (self.scaled and not self.sfb_per_row and self.num_waves == 1
+                              and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N)
+        self.scale_slots = 2 if self.lag_promotion else self.num_waves
 
     # ------------------------------------------------------------------------------------------
     # host side
@@ -733,7 +745,7 @@ class Fp8GemmSm90:
         acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
         accs = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
         # The promotion's operands (FP8 only): the fresh per-K-block partial, the scales.
-        tCsSFA, tCrSFA, partial, chunk_cols, candidates = None, None, None, None, None
+        tCsSFA, tCrSFA, partials, chunk_cols, candidates = None, None, [None], None, None
         if cutlass.const_expr(self.scaled):
             # per wave: the wave's (wave_m, bN, stages) SFA seen as C -> (MMA, MMA_M, MMA_N, stages)
             tCsSFA = [
@@ -743,8 +755,10 @@ class Fp8GemmSm90:
                 ))
                 for w in range(self.num_waves)
             ]
-            tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.num_waves)]
-            partial = cute.make_rmem_tensor(acc_shape, Float32)
+            # registers of the row scales: one slot per wave, or (lagged promotion) per partial
+            tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.scale_slots)]
+            # one partial, or two for the lagged promotion (:meth:`k_loop_lagged`)
+            partials = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(1 + self.lag_promotion)]
             chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
             candidates = split_candidates(bN)
         # per-row B scales: the (wave_m, bN, stages) SFB seen as C -> (MMA, MMA_M, MMA_N, stages),
@@ -754,7 +768,7 @@ class Fp8GemmSm90:
             tCsSFB = thr_mma.partition_C(cute.make_tensor(
                 sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
             ))
-            tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)
+            tCrSFB = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(1 + self.lag_promotion)]
 
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
@@ -771,7 +785,7 @@ class Fp8GemmSm90:
             if has_work:
                 self.mma_tile(
                     tile, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
-                    tCsSFB, tCrSFB, accs, partial, mSFB_nk, chunk_cols, candidates,
+                    tCsSFB, tCrSFB, accs, partials, mSFB_nk, chunk_cols, candidates,
                 )
                 k_blocks_done += tile.num_k_blocks
                 d_coord = (None, None, tile.m_block, tile.n_block)
@@ -794,7 +808,7 @@ class Fp8GemmSm90:
     def mma_tile(
         self, tile, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        tCsSFB, tCrSFB, accs: list, partial: cute.Tensor, mSFB_nk: cute.Tensor,
+        tCsSFB, tCrSFB, accs: list, partials: list, mSFB_nk: cute.Tensor,
         chunk_cols: cutlass.Constexpr, candidates: cutlass.Constexpr,
     ):
         """All K blocks of one tile into ``accs`` (one accumulator per 128-row wave).
@@ -809,7 +823,7 @@ class Fp8GemmSm90:
         Per-row B scales (one per column) need no dispatch.
         """
         args = (tile.k_block0, tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
-                tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partial)
+                tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partials)
         if cutlass.const_expr(self.sfb_per_row):
             self.k_loop(*args, None, Int32(0), Int32(0), chunk_cols, None)
         else:
@@ -837,73 +851,186 @@ class Fp8GemmSm90:
     def k_loop(
         self, k_block0: Int32, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        tCsSFB, tCrSFB, accs: list, partial: cute.Tensor, mSFB, scale_n0: Int32, scale_n1: Int32,
+        tCsSFB, tCrSFB, accs: list, partials: list, mSFB, scale_n0: Int32, scale_n1: Int32,
         chunk_cols: cutlass.Constexpr, split_col: cutlass.Constexpr,
     ):
-        """The mainloop of one tile: per K block and wave, WGMMA into ``partial``, then promote.
+        """The mainloop of one tile: per K block and wave, WGMMA into a fresh partial, then promote.
 
         Block B scales come from global memory (``mSFB``, the tile's two scale blocks ``scale_n0``
         and ``scale_n1``, split at ``split_col``, from K block ``k_block0`` on); per-row B scales
         from the stage (``tCsSFB``).
         """
-        num_mma_k = cute.size(tCrA[0], mode=[2])
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
         state = pipeline.PipelineState(
             self.stages, k_blocks_done, k_blocks_done % self.stages, (k_blocks_done // self.stages) % 2
         )
         for w in cutlass.range_constexpr(self.num_waves):
             accs[w].fill(0.0)
-        # NOTES: the B scales are loaded one K block ahead: a global load issued right before the
-        # wait stalled the WGMMA issue of wave 0 (the compiler places the scale products between
-        # the WGMMAs).
-        sfb_first, sfb_second = Float32(0.0), Float32(0.0)
+        sfb = (Float32(0.0), Float32(0.0))
         if cutlass.const_expr(not self.sfb_per_row):
             # An empty split-K range reads the tile's first K block (a valid index) and uses nothing.
-            first_k_block = cutlass.min(k_block0, mSFB.shape[1] - 1)
-            sfb_first = mSFB[scale_n0, first_k_block]
-            sfb_second = mSFB[scale_n1, first_k_block]
+            sfb = self.load_block_b_scales(mSFB, scale_n0, scale_n1, cutlass.min(k_block0, mSFB.shape[1] - 1))
+        mma_args = (tiled_mma, tCrA, tCrB)
+        promote_args = (tCsSFA, tCrSFA, tCsSFB, tCrSFB, split_col, chunk_cols)
+        if cutlass.const_expr(self.lag_promotion):
+            self.k_loop_lagged(
+                k_block0, num_k_blocks, mainloop, state, sfb, mSFB, scale_n0, scale_n1,
+                mma_args, promote_args, accs[0], partials,
+            )
+        else:
+            self.k_loop_serial(
+                k_block0, num_k_blocks, mainloop, state, sfb, mSFB, scale_n0, scale_n1,
+                mma_args, promote_args, accs, partials[0],
+            )
+
+    @cute.jit
+    def k_loop_serial(
+        self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
+        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list, partial: cute.Tensor,
+    ):
+        """Per K block: each wave's WGMMAs into ``partial``, wait, promote (256-row tiles: their
+        two accumulators leave no registers for a second partial)."""
         for k_block in range(num_k_blocks):
-            sfb_first_next, sfb_second_next = sfb_first, sfb_second
+            sfb_next = sfb
             if cutlass.const_expr(not self.sfb_per_row):
-                next_k_block = k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1)
-                sfb_first_next = mSFB[scale_n0, next_k_block]
-                sfb_second_next = mSFB[scale_n1, next_k_block]
+                # NOTES: the B scales are loaded one K block ahead: a global load issued right
+                # before the wait stalled the WGMMA issue of wave 0 (the compiler places the scale
+                # products between the WGMMAs).
+                sfb_next = self.load_block_b_scales(
+                    mSFB, scale_n0, scale_n1, k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1)
+                )
             mainloop.consumer_wait(state)
-            # NOTES: this stage's row scales go to registers before the WGMMAs (the compiler keeps
+            # NOTES: this stage's scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
             # can be released right after the last wave's WGMMAs complete.
             for w in cutlass.range_constexpr(self.num_waves):
-                tCsSFA_stage = tCsSFA[w][(None, None, None, state.index)]
-                for i in cutlass.range_constexpr(cute.size(tCrSFA[w])):
-                    tCrSFA[w][i] = tCsSFA_stage[i]
-            if cutlass.const_expr(self.sfb_per_row):
-                tCsSFB_stage = tCsSFB[(None, None, None, state.index)]
-                for i in cutlass.range_constexpr(cute.size(tCrSFB)):
-                    tCrSFB[i] = tCsSFB_stage[i]
+                self.load_row_scales(w, w, state.index, promote_args)
             for w in cutlass.range_constexpr(self.num_waves):
-                warpgroup.fence()
-                for kk in cutlass.range_constexpr(num_mma_k):
-                    # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma
-                    # inside the dynamic K loop fails IR verification.
-                    mma = cute.make_mma_atom(tiled_mma.op)
-                    mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
-                    cute.gemm(
-                        mma, partial, tCrA[w][(None, None, kk, state.index)],
-                        tCrB[(None, None, kk, state.index)], partial,
-                    )
-                warpgroup.commit_group()
+                self.issue_wgmmas(w, state.index, mma_args, partial)
                 warpgroup.wait_group(0)
                 # After the last wave, release the stage before the FFMAs: the producer refills it
                 # while we promote.
                 if cutlass.const_expr(w == self.num_waves - 1):
                     mainloop.consumer_release(state)
-                if cutlass.const_expr(self.sfb_per_row):
-                    promote_per_column(accs[w], partial, tCrSFA[w], tCrSFB)
-                else:
-                    promote(accs[w], partial, tCrSFA[w], sfb_first, sfb_second, split_col, chunk_cols)
+                self.promote_block(w, accs[w], partial, sfb, promote_args)
             state.advance()
-            sfb_first = sfb_first_next
-            sfb_second = sfb_second_next
+            sfb = sfb_next
+
+    @cute.jit
+    def k_loop_lagged(
+        self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
+        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, acc: cute.Tensor,
+        partials: list,
+    ):
+        """One-wave tiles: K block k's WGMMAs go into ``partials[k % 2]`` and run while block k-1
+        is promoted from the other one.
+
+        NOTES: promoting right after each block's WGMMAs leaves a warpgroup's tensor-core work
+        stopped during its FFMAs unless the other warpgroup happens to be out of phase; skipping
+        the promotion made 128x128 tiles 15% faster. Lagged, 128x128 ran 4-10% faster on the
+        M = 4096, grouped and split-K shapes (H200, docs/notes.md). The loop is unrolled by two so
+        that each partial (and its row-scale slot) is a fixed register set. A block's row scales
+        go to their slot when it is issued, so its stage is released as soon as its WGMMAs are
+        done, before its promotion: releasing after the promotion (scales read from the stage
+        then) was 2-4% slower.
+        """
+        if num_k_blocks > 0:
+            mainloop.consumer_wait(state)
+            self.load_row_scales(0, 0, state.index, promote_args)
+            self.issue_wgmmas(0, state.index, mma_args, partials[0])
+            last = state.clone()
+            state.advance()
+            for pair in range((num_k_blocks - 1) // 2):
+                sfb = self.lagged_step(
+                    k_block0 + 2 * pair + 1, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
+                    mma_args, promote_args, acc, partials, 1,
+                )
+                state.advance()
+                last.advance()
+                sfb = self.lagged_step(
+                    k_block0 + 2 * pair + 2, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
+                    mma_args, promote_args, acc, partials, 0,
+                )
+                state.advance()
+                last.advance()
+            # the last block is in partials[0] when num_k_blocks is odd
+            if num_k_blocks % 2 == 0:
+                sfb_last = self.lagged_step(
+                    k_block0 + num_k_blocks - 1, mainloop, state, last, sfb, mSFB, scale_n0,
+                    scale_n1, mma_args, promote_args, acc, partials, 1,
+                )
+                last.advance()
+                warpgroup.wait_group(0)
+                mainloop.consumer_release(last)
+                self.promote_block(1, acc, partials[1], sfb_last, promote_args)
+            else:
+                warpgroup.wait_group(0)
+                mainloop.consumer_release(last)
+                self.promote_block(0, acc, partials[0], sfb, promote_args)
+
+    @cute.jit
+    def lagged_step(
+        self, k_block: Int32, mainloop: pipeline.PipelineTmaAsync, state, last, sfb, mSFB,
+        scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, acc: cute.Tensor,
+        partials: list, new: cutlass.Constexpr,
+    ):
+        """Issue K block ``k_block`` (at ``state``) into ``partials[new]`` (its row scales into
+        slot ``new``), then release and promote the block at ``last`` (the other partial and slot,
+        B scales ``sfb``) while it runs. Returns the issued block's B scales; the caller advances
+        both states."""
+        sfb_new = sfb
+        if cutlass.const_expr(not self.sfb_per_row):
+            sfb_new = self.load_block_b_scales(mSFB, scale_n0, scale_n1, k_block)
+        mainloop.consumer_wait(state)
+        self.load_row_scales(0, new, state.index, promote_args)
+        self.issue_wgmmas(0, state.index, mma_args, partials[new])
+        warpgroup.wait_group(1)
+        mainloop.consumer_release(last)
+        self.promote_block(1 - new, acc, partials[1 - new], sfb, promote_args)
+        return sfb_new
+
+    @cute.jit
+    def issue_wgmmas(self, w: cutlass.Constexpr, stage_index: Int32, mma_args, partial: cute.Tensor):
+        """Wave ``w``'s WGMMAs of one K block (one stage) into ``partial`` (fresh), committed as
+        one group."""
+        tiled_mma, tCrA, tCrB = mma_args
+        warpgroup.fence()
+        for kk in cutlass.range_constexpr(cute.size(tCrA[w], mode=[2])):
+            # NOTES: a fresh atom per issue; mutating ACCUMULATE on the shared tiled_mma inside
+            # the dynamic K loop fails IR verification.
+            mma = cute.make_mma_atom(tiled_mma.op)
+            mma.set(warpgroup.Field.ACCUMULATE, kk != 0)
+            cute.gemm(mma, partial, tCrA[w][(None, None, kk, stage_index)], tCrB[(None, None, kk, stage_index)], partial)
+        warpgroup.commit_group()
+
+    @cute.jit
+    def load_row_scales(self, w: cutlass.Constexpr, slot: cutlass.Constexpr, stage_index: Int32, promote_args):
+        """Wave ``w``'s A row scales (and the per-row B scales) of one stage into register slot
+        ``slot``."""
+        tCsSFA, tCrSFA, tCsSFB, tCrSFB, _, _ = promote_args
+        tCsSFA_stage = tCsSFA[w][(None, None, None, stage_index)]
+        for i in cutlass.range_constexpr(cute.size(tCrSFA[slot])):
+            tCrSFA[slot][i] = tCsSFA_stage[i]
+        if cutlass.const_expr(self.sfb_per_row and w == 0):
+            tCsSFB_stage = tCsSFB[(None, None, None, stage_index)]
+            for i in cutlass.range_constexpr(cute.size(tCrSFB[slot])):
+                tCrSFB[slot][i] = tCsSFB_stage[i]
+
+    @cute.jit
+    def promote_block(self, slot: cutlass.Constexpr, acc: cute.Tensor, partial: cute.Tensor, sfb, promote_args):
+        """Promote one K block's ``partial`` into ``acc`` with the row scales of register slot
+        ``slot`` (:mod:`cute_gemm.promotion`)."""
+        _, tCrSFA, _, tCrSFB, split_col, chunk_cols = promote_args
+        if cutlass.const_expr(self.sfb_per_row):
+            promote_per_column(acc, partial, tCrSFA[slot], tCrSFB[slot % len(tCrSFB)])
+        else:
+            promote(acc, partial, tCrSFA[slot], sfb[0], sfb[1], split_col, chunk_cols)
+
+    @staticmethod
+    @cute.jit
+    def load_block_b_scales(mSFB: cute.Tensor, scale_n0: Int32, scale_n1: Int32, k_block: Int32):
+        """The tile's two 128x128 B scales of one K block (global loads)."""
+        return mSFB[scale_n0, k_block], mSFB[scale_n1, k_block]
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
         """The D store pipeline: one stage per ring buffer, or one stage for the whole tile (its
