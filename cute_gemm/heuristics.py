@@ -7,8 +7,9 @@ BLOCK_M is 64 when M <= 64, else 128 or 256. The tile minimises a modelled time:
 with ``waves = ceil(tiles / SMs)``: the rounds of tiles the SMs run, times the time of one tile (its
 FLOPs over the rate such a tile reaches, plus a fixed per-tile cost, the epilogue, the scale
 loads and the B-scale split dispatch, counted in K blocks). The efficiencies and overheads were fitted to H200 sweeps
-(docs/notes.md; ``tools/sweep.py``): at large K, 128x160, 256x128 and 256x112 tiles run fastest
-per FLOP, 128x128 8% and 128x112 17% slower; at small M the extra parallelism of narrow tiles wins.
+(docs/notes.md; ``tools/sweep.py``): 128x128 (lagged promotion) and 128x160 run fastest per FLOP,
+256x128 4% and 128x112 10% slower once the 256-row tile's smaller fixed cost is counted; at small M
+the extra parallelism of narrow tiles wins.
 Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
 (2-CTA multicast measured within noise on these shapes).
 
@@ -46,10 +47,24 @@ INFERENCE = Variant()
 _NARROW = {32: 0.70, 64: 0.75}
 EFFICIENCY = {
     64: {16: 0.40, **_NARROW, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
-    128: {**_NARROW, 96: 0.79, 112: 0.83, 128: 0.92, 144: 0.94, 160: 1.00, 192: 0.93},
+    128: {**_NARROW, 96: 0.79, 112: 0.90, 128: 1.00, 144: 0.94, 160: 1.00, 192: 0.93},
+    256: {96: 0.93, 112: 0.94, 128: 0.96},
+}
+"""Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried.
+
+128x112 and 128x128 promote one K block while the next one's WGMMAs run (the lagged promotion,
+:meth:`cute_gemm.kernels.fp8_gemm_sm90.Fp8GemmSm90.k_loop_lagged`), 4-10% faster than before it;
+refitted on an H200 sweep of the six M = 4096 shapes, 4 contiguous and 7 masked shapes
+(``benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json``): the model's choice is within
+2% of the best tile measured on every shape."""
+
+BF16_EFFICIENCY = {
+    64: EFFICIENCY[64],
+    128: {**EFFICIENCY[128], 112: 0.83, 128: 0.92},
     256: {96: 0.945, 112: 0.98, 128: 0.98},
 }
-"""Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried."""
+"""The table BF16 tiles are modelled with: the FP8 one as it was before the lagged promotion (not
+refitted for bf16, whose mainloop has no promotion; its choices were measured, docs/notes.md)."""
 
 PER_ROW_B_EFFICIENCY = {
     64: EFFICIENCY[64],
@@ -64,8 +79,9 @@ slower than 128x128 per FLOP in the inference table."""
 
 
 def efficiency_table(variant: Variant) -> dict:
-    """The :data:`EFFICIENCY` table a variant's tiles are modelled with (bf16 operands: unfitted,
-    the FP8 one)."""
+    """The :data:`EFFICIENCY` table a variant's tiles are modelled with."""
+    if variant.ab_dtype == "bf16":
+        return BF16_EFFICIENCY
     return PER_ROW_B_EFFICIENCY if variant.b_scale_rows == 1 else EFFICIENCY
 
 TILE_OVERHEAD_K_BLOCKS = {64: 3.0, 128: 3.0, 256: 2.2}

@@ -12,6 +12,8 @@ BLOCK_N.
 """
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +38,7 @@ from layouts.tiles import (
     max_scale_blocks_touched,
     scale_split_is_static,
 )
+from schedulers.raster import GemmKind
 
 LEGAL_TILES = legal_tiles()
 BLOCK_NS_TO_CHECK = range(8, 257, 8)
@@ -248,27 +251,33 @@ def test_split_k_candidates(m, n, k, num_sms):
             assert c.block_m == 64 and c.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
 
 
-@pytest.mark.parametrize(
-    "m,n,k,tile",
-    [  # the fastest measured tile on the H200 (benchmarks/results/sweep-h200-2026-11-2*.json),
-        # (block_m, block_n, split_k); within 1% where two are named in the comment
-        (64, 2112, 7168, (64, 16, 1)),
-        (64, 4096, 7168, (64, 64, 2)),
-        (64, 7168, 16384, (64, 64, 1)),
-        (128, 7168, 16384, (128, 64, 1)),  # 742 vs 743 for 128x128 split 2
-        (128, 4096, 7168, (128, 64, 2)),
-        (128, 2112, 7168, (64, 64, 2)),
-        (128, 7168, 2048, (128, 64, 1)),
-        (64, 7168, 2048, (64, 64, 1)),
-        (4096, 7168, 16384, (128, 160, 1)),
-        (4096, 4096, 7168, (256, 128, 1)),
-        (4096, 2112, 7168, (256, 96, 1)),
-        (4096, 32768, 512, (256, 128, 1)),
-    ],
-)
-def test_choice_matches_measured_best(m, n, k, tile):
-    config = heuristics.choose_config(m, n, k, 132)
-    assert (config.block_m, config.block_n, config.split_k) == tile
+SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json"
+SWEEP_ROWS = json.loads(SWEEP.read_text())["tiles"]
+
+
+def _measured_choice(shape: str) -> GemmConfig:
+    """The heuristic's configuration for a shape named as in the sweep file."""
+    words = shape.split()
+    dims = tuple(map(int, words[-1].split("x")))
+    if len(words) == 1:
+        return heuristics.choose_config(*dims, 132)
+    groups, rows, n, k = dims
+    if words[0] == "contig":
+        return heuristics.choose_grouped_config(GemmKind.M_GROUPED_CONTIGUOUS, rows, groups, n, k, 132)
+    expected_m = 32 if groups == 32 else rows
+    return heuristics.choose_grouped_config(GemmKind.M_GROUPED_MASKED, expected_m, groups, n, k, 132)
+
+
+@pytest.mark.parametrize("shape", sorted({r["shape"] for r in SWEEP_ROWS}))
+def test_choice_within_2_percent_of_measured_best(shape):
+    """On every shape of the H200 sweep (18 dense, 4 contiguous, 7 masked), the heuristic's tile
+    runs within 2% of the fastest tile measured without a cluster; on 26 of 29 it is the fastest."""
+    rows = [r for r in SWEEP_ROWS if r["shape"] == shape and r["cluster"] == [1, 1]]
+    config = _measured_choice(shape)
+    chosen = [r for r in rows if (r["bm"], r["bn"], r["split"]) == (config.block_m, config.block_n, config.split_k)]
+    assert chosen, f"{shape}: {config.describe()} was not measured"
+    best = max(r["tflops"] for r in rows)
+    assert chosen[0]["tflops"] >= 0.98 * best, (shape, config.describe(), chosen[0]["tflops"], best)
 
 
 @pytest.mark.parametrize("k", (128, 512, 1024, 1152, 2048, 16384))
