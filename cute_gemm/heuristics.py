@@ -185,9 +185,15 @@ and a K-major B (TT). An N-major B tile gets the 128-byte swizzle only then (nar
 256x96 and 128x160; TT, limited to 128-row tiles, runs best at 128x160 (H200, docs/notes.md)."""
 
 
+BF16_MIN_BLOCK_N = 48
+"""Narrowest BF16 tile the heuristic offers: at BLOCK_N = 16 and 32 ptxas serialises the BF16
+kernel's WGMMAs (remark C7514, a full wait after each; ``tests/test_compile.py``)."""
+
+
 def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
-    restricted = variant.ab_dtype == "bf16" and (variant.a_major, variant.b_major) != ("mn", "k")
-    if restricted and block_n % BF16_BLOCK_N_MULTIPLE:
+    bf16 = variant.ab_dtype == "bf16"
+    restricted = bf16 and (variant.a_major, variant.b_major) != ("mn", "k")
+    if (restricted and block_n % BF16_BLOCK_N_MULTIPLE) or (bf16 and block_n < BF16_MIN_BLOCK_N):
         return False
     try:
         check_tile(block_m, block_n, variant.b_scale_rows)

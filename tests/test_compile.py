@@ -10,8 +10,9 @@ import re
 
 import pytest
 
-from cute_gemm.jit import GemmConfig
+from cute_gemm import heuristics
 from cute_gemm.heuristics import choose_stages
+from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, max_stages
 from cute_gemm.sass import compile_report
 from layouts.tiles import legal_tiles
@@ -99,6 +100,22 @@ def test_tensor_core_and_tma_instructions(report):
     store = "UTMAREDG" if report.config.accumulate else "UTMASTG"  # reduce-add or plain TMA store
     assert o[store] >= 1, report.summary()
     assert o["USETMAXREG"] == 2, report.summary()  # producer down, math up
+
+
+def test_wgmma_not_serialised(report):
+    """ptxas keeps WGMMAs in flight: at most one full wait (``WARPGROUP.DEPBAR.LE gsb0, 0x0``) per
+    4 WGMMAs (one K block of a wave). When ptxas serialises them (remark C7514, e.g. a register
+    of an in-flight WGMMA read before its wait) it puts a full wait after every one."""
+    c = report.config
+    mma = "QGMMA" if c.ab_dtype == "fp8" else "HGMMA"
+    full_waits = len(re.findall(r"WARPGROUP\.DEPBAR\.LE gsb0, 0x0", report.sass))
+    if c.ab_dtype == "bf16" and c.block_n < heuristics.BF16_MIN_BLOCK_N:
+        # Serialised (C7514): compiled for explicit configs only; the heuristic never offers them.
+        variant = Variant(c.b_scale_rows, c.out_dtype, c.accumulate, c.ab_dtype, c.a_major, c.b_major)
+        assert all(x.block_n >= heuristics.BF16_MIN_BLOCK_N
+                   for x in heuristics.candidates(4096, 4096, 4096, 132, variant=variant))
+        return
+    assert full_waits <= report.opcodes[mma] // 4, (full_waits, report.summary())
 
 
 def test_promotion_reads_per_thread_scales(report):
