@@ -529,7 +529,10 @@ TILE_CHANGES = [
       registers from the producer warpgroup (down to 40) to the math warpgroups (up to 232 or 240));
     - **QGMMA**: FP8 tensor-core instructions in the code (`wgmma m64nNk32`: 4 per 128-deep K block
       and 128-row wave; the K loop is compiled once per B-scale split case, so tiles whose B scale
-      block boundary moves from tile to tile (BLOCK_N = 112) carry several copies);
+      block boundary moves from tile to tile (BLOCK_N = 112) carry several copies; tiles up to 128
+      wide with one wave promote *lagged*: block k's WGMMAs run while block k-1 is promoted from a
+      second partial, in a loop unrolled by two with a first and a last block around it, so each
+      copy holds 4 x 4 QGMMA);
     - **FFMA**: fused multiply-adds, mostly the *promotion* (`acc += partial * sfa * sfb` after every
       K block, on the CUDA cores);
     - **spills**: local-memory loads/stores (`LDL`/`STL`): registers that did not fit. Must be 0;
@@ -643,8 +646,9 @@ TILE_CHANGES = [
       tiles fill the 132 SMs in whole waves wastes nothing; 56 tiles of 256x128 leave most SMs idle,
       however efficient each tile is.
     - **Per-tile efficiency** is the second: wider and taller tiles reuse each loaded byte for more
-      FLOPs (128x160 and 256x128 run fastest per FLOP on the H200 at large K, `docs/notes.md`), and
-      BLOCK_N = 112 pays for tiles that straddle two B scale blocks (the run-time split, more code).
+      FLOPs, and tiles up to 128 wide hide their promotion under the next K block's WGMMAs (128x128
+      and 128x160 run fastest per FLOP on the H200, `docs/notes.md`); BLOCK_N = 112 pays for tiles
+      that straddle two B scale blocks (the run-time split, more code).
       The heuristic weighs the two (the table at the top); part (c) shows how well it guessed.
     - **Stages** hide memory latency: each stage is one K block in flight. Too few starve the
       tensor cores; the most that fit leave no room to stage the whole output tile for the TMA
