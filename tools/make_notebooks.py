@@ -539,7 +539,8 @@ TILE_CHANGES = [
     - **smem**: shared memory per CTA (stages x (A + B + A-scale tiles) + epilogue buffers), out of
       227 KB; **UTMALDG / UTMASTG**: TMA loads and stores.
 
-    Each compile takes one to two seconds on a CPU.
+    Each compile takes one to a few seconds on a CPU; tiles with many K-loop copies (128x112: 8 split
+    cases, each lagged) take longest.
     """),
     code("""
     from cute_gemm.sass import compile_report
