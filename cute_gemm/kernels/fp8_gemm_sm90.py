@@ -178,8 +178,9 @@ class Fp8GemmSm90:
       :data:`LAGGED_PROMOTION_MAX_BLOCK_N` wide with 128x128 B scales keep two partials and promote
       K block k-1 while block k's WGMMAs run (:meth:`k_loop_lagged`; the math warps then hold two
       stages). BLOCK_M = 256 runs two waves (DeepGEMM's structure: one ``partial`` reused, two
-      accumulators), so B is loaded once for 256 rows. After the last K block: the **epilogue** converts to bf16, writes pieces of
-      ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each by TMA.
+      accumulators), so B is loaded once for 256 rows. After the last K block: the **epilogue**
+      converts to bf16, writes pieces of ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with
+      stmatrix, and one warp stores each by TMA.
       Variants: with per-row B scales (``b_scale_rows=1``) the promotion multiplies each element by
       its row's and its column's scale (:func:`cute_gemm.promotion.promote_per_column`); an fp32
       D is written to smem with plain stores; ``accumulate`` stores by TMA reduce-add (D += tile).
@@ -768,7 +769,7 @@ class Fp8GemmSm90:
             tCsSFB = thr_mma.partition_C(cute.make_tensor(
                 sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
             ))
-            tCrSFB = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(1 + self.lag_promotion)]
+            tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)  # per-row B scales never lag
 
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
@@ -1013,8 +1014,8 @@ class Fp8GemmSm90:
             tCrSFA[slot][i] = tCsSFA_stage[i]
         if cutlass.const_expr(self.sfb_per_row and w == 0):
             tCsSFB_stage = tCsSFB[(None, None, None, stage_index)]
-            for i in cutlass.range_constexpr(cute.size(tCrSFB[slot])):
-                tCrSFB[slot][i] = tCsSFB_stage[i]
+            for i in cutlass.range_constexpr(cute.size(tCrSFB)):
+                tCrSFB[i] = tCsSFB_stage[i]
 
     @cute.jit
     def promote_block(self, slot: cutlass.Constexpr, acc: cute.Tensor, partial: cute.Tensor, sfb, promote_args):
@@ -1022,7 +1023,7 @@ class Fp8GemmSm90:
         ``slot`` (:mod:`cute_gemm.promotion`)."""
         _, tCrSFA, _, tCrSFB, split_col, chunk_cols = promote_args
         if cutlass.const_expr(self.sfb_per_row):
-            promote_per_column(acc, partial, tCrSFA[slot], tCrSFB[slot % len(tCrSFB)])
+            promote_per_column(acc, partial, tCrSFA[slot], tCrSFB)
         else:
             promote(acc, partial, tCrSFA[slot], sfb[0], sfb[1], split_col, chunk_cols)
 
