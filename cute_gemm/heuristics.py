@@ -37,7 +37,9 @@ from dataclasses import dataclass
 
 
 from cute_gemm.jit import GemmConfig, Variant
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, split_k_divides_tile, whole_tile_epilogue_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import (
+    lagged_promotion, max_stages, split_k_divides_tile, whole_tile_epilogue_stages,
+)
 from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
 
@@ -298,7 +300,7 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
     ranked = candidates(m, n, k, num_sms, variant=config.variant, split_k_allowed=config.ab_dtype == "fp8")
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
-        "  tile      tiles  waves  last-wave tiles  efficiency  modelled time "
+        "  tile      tiles  waves  last-wave tiles  efficiency  promotion  modelled time "
         "(waves x (K blocks + overhead) x BLOCK_M x BLOCK_N / efficiency, relative to the best)"
     )
     best = ranked[0].cost
@@ -306,8 +308,10 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         chosen = (c.block_m, c.block_n, c.split_k) == (config.block_m, config.block_n, config.split_k)
         mark = "  <- chosen" if chosen else ""
         split = f" split {c.split_k}" if c.split_k > 1 else ""
+        promotion = "none" if config.ab_dtype == "bf16" else (
+            "lagged" if lagged_promotion(c.block_m, c.block_n, config.b_scale_rows) else "in place")
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
-            f"  {c.efficiency:10.3f}  {c.cost / best:8.3f}{split}{mark}"
+            f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.cost / best:8.3f}{split}{mark}"
         )
     return "\n".join(lines)

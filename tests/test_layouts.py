@@ -20,9 +20,12 @@ import pytest
 from cute_gemm import heuristics
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import (
+    LAGGED_PROMOTION_MAX_BLOCK_N,
     SMEM_CAPACITY,
+    Fp8GemmSm90,
     epilogue_buffers,
     epilogue_pieces,
+    lagged_promotion,
     max_stages,
     shared_memory_bytes,
 )
@@ -315,6 +318,25 @@ def test_explain_names_the_choice(m, n, k):
     chosen_lines = [line for line in text.splitlines() if line.endswith("<- chosen")]
     assert len(chosen_lines) == 1
     assert chosen_lines[0].split()[0] == f"{config.block_m}x{config.block_n}"
+
+
+def test_explain_says_which_tiles_promote_lagged():
+    lines = heuristics.explain(4096, 4096, 7168, 132).splitlines()
+    assert "promotion" in lines[1]
+    rows = {line.split()[0]: line for line in lines[2:]}
+    for tile, how in (("128x128", "lagged"), ("128x112", "lagged"), ("256x128", "in place"), ("128x160", "in place")):
+        assert f" {how} " in rows[tile], rows[tile]
+
+
+@pytest.mark.parametrize("b_scale_rows", (128, 1))
+def test_kernel_lags_exactly_where_lagged_promotion_says(b_scale_rows):
+    """The kernel's choice of K loop and the rule the heuristic's explanation shows are one rule:
+    one-wave FP8 tiles up to 128 wide with 128x128 B scales (per-row B scales never lag)."""
+    for block_m, block_n in legal_tiles(b_scale_rows):
+        stages = max_stages(block_m, block_n, b_scale_rows)
+        kernel = Fp8GemmSm90(block_m, block_n, stages, b_scale_rows=b_scale_rows)
+        expected = b_scale_rows == 128 and block_m <= 128 and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N
+        assert kernel.lag_promotion == expected == lagged_promotion(block_m, block_n, b_scale_rows)
 
 
 def test_print_configs_env_prints_the_explanation_once(monkeypatch, capsys):

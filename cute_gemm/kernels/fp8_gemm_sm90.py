@@ -39,6 +39,14 @@ column scales and spill at 128 (388); lagged with the scales read at promotion t
 ran 6-10% slower than promoting in place (H200, docs/notes.md)."""
 
 
+def lagged_promotion(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> bool:
+    """Whether a tile promotes each K block while the next one's WGMMAs run
+    (:meth:`Fp8GemmSm90.k_loop_lagged`): FP8 with 128x128 B scales, one WGMMA wave (BLOCK_M <= 128),
+    BLOCK_N <= :data:`LAGGED_PROMOTION_MAX_BLOCK_N`."""
+    return (ab_dtype == "fp8" and b_scale_rows == 128 and tiles.num_waves(block_m) == 1
+            and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N)
+
+
 def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
     """Bytes TMA brings in per pipeline stage: A and B tiles (128-byte rows: BLOCK_K = 128 fp8 or 64
     bf16), and for fp8 BLOCK_M fp32 A scales and, with per-row B scales, BLOCK_N fp32 B scales."""
@@ -319,8 +327,7 @@ class Fp8GemmSm90:
         self.epilogue_barrier = pipeline.NamedBarrier(barrier_id=1, num_threads=self.num_math_threads)
         self.store_warp = 4  # first warp of the first math warpgroup
         # One-wave FP8 tiles promote K block k-1 while block k's WGMMAs run (a second partial).
-        self.lag_promotion = (self.scaled and not self.sfb_per_row and self.num_waves == 1
-                              and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N)
+        self.lag_promotion = lagged_promotion(block_m, block_n, b_scale_rows, ab_dtype)
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
 
     # ------------------------------------------------------------------------------------------
