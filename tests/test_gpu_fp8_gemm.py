@@ -80,6 +80,25 @@ def test_scales_of_very_different_magnitudes(m, n, k):
         assert calc_diff(p.d, p.dequantized_reference()) < 1e-5
 
 
+@pytest.mark.parametrize("stages", [2, "most"])
+@pytest.mark.parametrize("k_blocks", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("block_m,block_n", [(128, 128), (128, 112), (64, 64), (256, 128)])
+def test_every_k_block_count_and_two_stages(block_m, block_n, k_blocks, stages):
+    """The lagged promotion (128x128, 128x112 with its per-tile split dispatch, 64x64) runs the K
+    loop unrolled by two with a first and a last block: every parity and the one-block tile, with
+    the last K block partial, on 5 CTAs (each runs several tiles, so each tile starts mid-ring),
+    and with 2 stages, where the math warps hold both while the next block is issued. 256x128
+    promotes in place (the reference)."""
+    count = 2 if stages == 2 else max_stages(block_m, block_n)
+    p = make_fp8_gemm_problem(3 * block_m - 3, 4 * block_n + 8, 128 * k_blocks - 16, scale_spread=3.0)
+    cute_gemm.set_num_sms(5)
+    try:
+        cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=GemmConfig(block_m, block_n, count))
+    finally:
+        cute_gemm.set_num_sms(None)
+    check(p, p.d)
+
+
 def test_few_sms_and_row_major_scales():
     # Fewer CTAs than tiles (many persistent iterations) and an sfa that needs the transform.
     p = make_fp8_gemm_problem(1000, 4096, 1024)
