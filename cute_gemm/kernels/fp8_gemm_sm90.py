@@ -940,7 +940,8 @@ class Fp8GemmSm90:
         that each partial (and its row-scale slot) is a fixed register set. A block's row scales
         go to their slot when it is issued, so its stage is released as soon as its WGMMAs are
         done, before its promotion: releasing after the promotion (scales read from the stage
-        then) was 2-4% slower.
+        then) was 2-4% slower. Other loop forms of the same WGMMA group sequence (one turn per K
+        block) made ptxas serialise every WGMMA (remark C7514, docs/notes.md).
         """
         if num_k_blocks > 0:
             mainloop.consumer_wait(state)
@@ -986,9 +987,7 @@ class Fp8GemmSm90:
         slot ``new``), then release and promote the block at ``last`` (the other partial and slot,
         B scales ``sfb``) while it runs. Returns the issued block's B scales; the caller advances
         both states."""
-        sfb_new = sfb
-        if cutlass.const_expr(not self.sfb_per_row):
-            sfb_new = self.load_block_b_scales(mSFB, scale_n0, scale_n1, k_block)
+        sfb_new = self.load_block_b_scales(mSFB, scale_n0, scale_n1, k_block)  # 128x128 B scales only
         mainloop.consumer_wait(state)
         self.load_row_scales(0, new, state.index, promote_args)
         self.issue_wgmmas(0, state.index, mma_args, partials[new])
