@@ -54,11 +54,11 @@ EFFICIENCY = {
 }
 """Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried.
 
-128x112 and 128x128 promote one K block while the next one's WGMMAs run (the lagged promotion,
-:meth:`cute_gemm.kernels.fp8_gemm_sm90.Fp8GemmSm90.k_loop_lagged`), 4-10% faster than before it;
-refitted on an H200 sweep of the six M = 4096 shapes, 4 contiguous and 7 masked shapes
-(``benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json``): the model's choice is within
-2% of the best tile measured on every shape."""
+Tiles up to 128 wide with at most 128 rows promote one K block while the next one's WGMMAs run
+(the lagged promotion, :func:`cute_gemm.kernels.fp8_gemm_sm90.lagged_promotion`), 4-10% faster
+than before it. Refitted on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7
+masked ones (``benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json``): the model's
+choice is the fastest tile measured on 26 of the 29 and within 2% on all."""
 
 BF16_EFFICIENCY = {
     64: EFFICIENCY[64],
