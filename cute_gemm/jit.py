@@ -26,7 +26,7 @@ from cute_gemm import cache  # noqa: E402
 from cute_gemm.kernels.bf16_gemm_sm90 import Bf16GemmSm90  # noqa: E402
 from cute_gemm.kernels.fp8_gemm_sm90 import OUT_DTYPES, Fp8GemmSm90  # noqa: E402
 from layouts import tiles  # noqa: E402
-from schedulers.raster import GemmKind  # noqa: E402
+from schedulers.raster import M_GROUPED_KINDS, GemmKind  # noqa: E402
 
 ARCH = "sm_90a"
 COMPILE_OPTIONS = f"--gpu-arch {ARCH} --enable-tvm-ffi"
@@ -134,7 +134,7 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
         return make_fake_tensor(f32, shape, stride=stride, assumed_align=16)
 
     masked = kind == GemmKind.M_GROUPED_MASKED
-    m_grouped = kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
+    m_grouped = kind in M_GROUPED_KINDS
     out_dtype = OUT_DTYPES[config.out_dtype]
     ab, ab_row_div = (cutlass.BFloat16, 8) if bf16_operands else (fp8, 16)
     a = (mn_major(ab, m, k) if config.a_major == "mn" else row_major(ab, m, k, ab_row_div, masked))

@@ -38,6 +38,9 @@ class GemmKind(enum.IntEnum):
     expert (prefix sums) instead of a per-row expert index."""
 
 
+M_GROUPED_KINDS = (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
+"""The kinds whose experts are stacked (or batched) along M: B and its scales carry an expert mode."""
+
 CONTIGUOUS_M_ALIGNMENT = 128
 """Rows each expert of the contiguous layouts starts on a multiple of (a multiple of every BLOCK_M)."""
 

@@ -24,7 +24,7 @@ from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
 from layouts import tiles
 from schedulers.persistent import PersistentTileScheduler
-from schedulers.raster import GemmKind
+from schedulers.raster import M_GROUPED_KINDS, GemmKind
 
 SMEM_CAPACITY = get_smem_capacity_in_bytes("sm_90")  # 232448 B = 227 KB per CTA
 MIN_EPILOGUE_BUFFERS = 2
@@ -267,8 +267,7 @@ class Fp8GemmSm90:
             raise ValueError(f"out_dtype must be one of {tuple(OUT_DTYPES)}, got {out_dtype!r}")
         if accumulate and out_dtype != "fp32":
             raise ValueError("accumulate (D += A @ B^T) needs out_dtype='fp32'")
-        m_grouped = self.kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM,
-                                  GemmKind.M_GROUPED_MASKED)
+        m_grouped = self.kind in M_GROUPED_KINDS
         if m_grouped and (b_scale_rows, out_dtype) != (128, "bf16"):
             raise ValueError("the m-grouped kinds take 128x128 B scales and a bf16 output")
         if self.kind == GemmKind.K_GROUPED and (b_scale_rows, out_dtype) != (1, "fp32"):
