@@ -56,9 +56,10 @@ EFFICIENCY = {
 
 Tiles up to 128 wide with at most 128 rows promote one K block while the next one's WGMMAs run
 (the lagged promotion, :func:`cute_gemm.kernels.fp8_gemm_sm90.lagged_promotion`), 4-10% faster
-than before it. Refitted on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7
-masked ones (``benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json``): the model's
-choice is the fastest tile measured on 26 of the 29 and within 2% on all."""
+than before it; 256-row tiles up to 96 wide promote one wave while the other runs, 2-3% faster.
+Refitted on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7 masked ones
+(``benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json``): the model's choice is the
+fastest tile measured on 26 of the 29 and within 2% on all."""
 
 BF16_EFFICIENCY = {
     64: EFFICIENCY[64],
@@ -308,8 +309,9 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         chosen = (c.block_m, c.block_n, c.split_k) == (config.block_m, config.block_n, config.split_k)
         mark = "  <- chosen" if chosen else ""
         split = f" split {c.split_k}" if c.split_k > 1 else ""
-        promotion = "none" if config.ab_dtype == "bf16" else (
-            "lagged" if lagged_promotion(c.block_m, c.block_n, config.b_scale_rows) else "in place")
+        stages = choose_stages(c.block_m, c.block_n, k, config.variant, c.split_k)
+        lagged = lagged_promotion(c.block_m, c.block_n, stages, config.b_scale_rows)
+        promotion = "none" if config.ab_dtype == "bf16" else ("lagged" if lagged else "in place")
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
             f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.cost / best:8.3f}{split}{mark}"

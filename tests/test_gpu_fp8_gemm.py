@@ -80,16 +80,17 @@ def test_scales_of_very_different_magnitudes(m, n, k):
         assert calc_diff(p.d, p.dequantized_reference()) < 1e-5
 
 
-@pytest.mark.parametrize("stages", [2, "most"])
+@pytest.mark.parametrize("stages", [2, 3, "most"])
 @pytest.mark.parametrize("k_blocks", [1, 2, 3, 4, 7])
-@pytest.mark.parametrize("block_m,block_n", [(128, 128), (128, 112), (64, 64), (256, 128)])
+@pytest.mark.parametrize("block_m,block_n", [(128, 128), (128, 112), (64, 64), (256, 96), (256, 48), (256, 128)])
 def test_every_k_block_count_and_two_stages(block_m, block_n, k_blocks, stages):
-    """The lagged promotion (128x128, 128x112 with its per-tile split dispatch, 64x64) runs the K
-    loop unrolled by two with a first and a last block: every parity and the one-block tile, with
-    the last K block partial, on 5 CTAs (each runs several tiles, so each tile starts mid-ring),
-    and with 2 stages, where the math warps hold both while the next block is issued. 256x128
-    promotes in place (the reference)."""
-    count = 2 if stages == 2 else max_stages(block_m, block_n)
+    """The lagged promotion (128x128, 128x112 with its per-tile split dispatch, 64x64; two waves:
+    256x96 with the split dispatch, 256x48) runs the K loop unrolled by two with a first and a
+    last block: every parity and the one-block tile, with the last K block partial, on 5 CTAs
+    (each runs several tiles, so each tile starts mid-ring), and with 3 stages, where the math
+    warps hold two while the next block is issued. 256x128, and every tile at 2 stages, promote in
+    place (the reference)."""
+    count = max_stages(block_m, block_n) if stages == "most" else stages
     p = make_fp8_gemm_problem(3 * block_m - 3, 4 * block_n + 8, 128 * k_blocks - 16, scale_spread=3.0)
     cute_gemm.set_num_sms(5)
     try:

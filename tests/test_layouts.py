@@ -254,7 +254,7 @@ def test_split_k_candidates(m, n, k, num_sms):
             assert c.block_m == 64 and c.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
 
 
-SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-lagged-promotion.json"
+SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json"
 SWEEP_ROWS = json.loads(SWEEP.read_text())["tiles"]
 
 
@@ -324,19 +324,22 @@ def test_explain_says_which_tiles_promote_lagged():
     lines = heuristics.explain(4096, 4096, 7168, 132).splitlines()
     assert "promotion" in lines[1]
     rows = {line.split()[0]: line for line in lines[2:]}
-    for tile, how in (("128x128", "lagged"), ("128x112", "lagged"), ("256x128", "in place"), ("128x160", "in place")):
+    for tile, how in (("128x128", "lagged"), ("128x112", "lagged"), ("256x96", "lagged"), ("256x128", "in place"),
+                      ("128x160", "in place")):
         assert f" {how} " in rows[tile], rows[tile]
 
 
 @pytest.mark.parametrize("b_scale_rows", (128, 1))
 def test_kernel_lags_exactly_where_lagged_promotion_says(b_scale_rows):
     """The kernel's choice of K loop and the rule the heuristic's explanation shows are one rule:
-    one-wave FP8 tiles up to 128 wide with 128x128 B scales (per-row B scales never lag)."""
+    FP8 tiles with 128x128 B scales up to 128 wide with one wave, up to 96 with two, with at least
+    3 stages (per-row B scales never lag)."""
+    assert LAGGED_PROMOTION_MAX_BLOCK_N == {1: 128, 2: 96}
     for block_m, block_n in legal_tiles(b_scale_rows):
-        stages = max_stages(block_m, block_n, b_scale_rows)
-        kernel = Fp8GemmSm90(block_m, block_n, stages, b_scale_rows=b_scale_rows)
-        expected = b_scale_rows == 128 and block_m <= 128 and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N
-        assert kernel.lag_promotion == expected == lagged_promotion(block_m, block_n, b_scale_rows)
+        for stages in sorted({2, 3, max_stages(block_m, block_n, b_scale_rows)}):
+            kernel = Fp8GemmSm90(block_m, block_n, stages, b_scale_rows=b_scale_rows)
+            expected = b_scale_rows == 128 and stages >= 3 and block_n <= (128 if block_m <= 128 else 96)
+            assert kernel.lag_promotion == expected == lagged_promotion(block_m, block_n, stages, b_scale_rows)
 
 
 def test_print_configs_env_prints_the_explanation_once(monkeypatch, capsys):

@@ -31,20 +31,29 @@ MIN_EPILOGUE_BUFFERS = 2
 BARRIER_BYTES = 1024  # mbarriers and alignment slack
 OUT_DTYPES = {"bf16": cutlass.BFloat16, "fp32": Float32}
 """Output element types by name (``GemmConfig.out_dtype``)."""
-LAGGED_PROMOTION_MAX_BLOCK_N = 128
-"""Widest one-wave tile that promotes lagged (:meth:`Fp8GemmSm90.k_loop_lagged`): an accumulator
-and two partials of BLOCK_N / 2 registers each; at 144 the second row-scale slot spills and at 160
-the partials do (786 spill instructions, 2.6x slower). Per-row B scales would need a second set of
-column scales and spill at 128 (388); lagged with the scales read at promotion time instead, they
-ran 6-10% slower than promoting in place (H200, docs/notes.md)."""
+LAGGED_PROMOTION_MAX_BLOCK_N = {1: 128, 2: 96}
+"""Widest tile that promotes lagged (:meth:`Fp8GemmSm90.k_loop_lagged`), by WGMMA waves per K
+block. One wave: an accumulator and two partials of BLOCK_N / 2 registers each; at 144 the second
+row-scale slot spills and at 160 the partials do (786 spill instructions, 2.6x slower). Two waves
+(BLOCK_M = 256): two accumulators and a partial per wave, which fits up to 96 wide. Per-row B
+scales would need a second set of column scales and spill at 128 (388); lagged with the scales
+read at promotion time instead, they ran 6-10% slower than promoting in place (H200,
+docs/notes.md)."""
 
 
-def lagged_promotion(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> bool:
-    """Whether a tile promotes each K block while the next one's WGMMAs run
-    (:meth:`Fp8GemmSm90.k_loop_lagged`): FP8 with 128x128 B scales, one WGMMA wave (BLOCK_M <= 128),
-    BLOCK_N <= :data:`LAGGED_PROMOTION_MAX_BLOCK_N`."""
-    return (ab_dtype == "fp8" and b_scale_rows == 128 and tiles.num_waves(block_m) == 1
-            and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N)
+LAGGED_PROMOTION_MIN_STAGES = 3
+"""Fewest pipeline stages a tile promotes lagged with: the math warps hold two stages while a wave
+is promoted, so with 2 the producer cannot load ahead (2 stages lagged ran 25-45% slower than in
+place: 128x128, 256x96, 256x48, H200, docs/notes.md). The heuristic always chooses 3 or more."""
+
+
+def lagged_promotion(block_m: int, block_n: int, stages: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> bool:
+    """Whether a tile promotes each WGMMA wave while the next one runs
+    (:meth:`Fp8GemmSm90.k_loop_lagged`): FP8 with 128x128 B scales, BLOCK_N <=
+    :data:`LAGGED_PROMOTION_MAX_BLOCK_N` for its number of waves, at least
+    :data:`LAGGED_PROMOTION_MIN_STAGES` stages."""
+    return (ab_dtype == "fp8" and b_scale_rows == 128 and stages >= LAGGED_PROMOTION_MIN_STAGES
+            and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N[tiles.num_waves(block_m)])
 
 
 def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
@@ -182,11 +191,13 @@ class Fp8GemmSm90:
     - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
       per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
-      wave's accumulator; the stage is released after the last wave's WGMMAs. One-wave tiles up to
-      :data:`LAGGED_PROMOTION_MAX_BLOCK_N` wide with 128x128 B scales keep two partials and promote
-      K block k-1 while block k's WGMMAs run (:meth:`k_loop_lagged`; the math warps then hold two
-      stages). BLOCK_M = 256 runs two waves (DeepGEMM's structure: one ``partial`` reused, two
-      accumulators), so B is loaded once for 256 rows. After the last K block: the **epilogue**
+      wave's accumulator; the stage is released after the last wave's WGMMAs. BLOCK_M = 256 runs
+      two waves (DeepGEMM's structure: two accumulators), so B is loaded once for 256 rows. Tiles
+      up to :data:`LAGGED_PROMOTION_MAX_BLOCK_N` wide with 128x128 B scales and 3 stages or more
+      keep two partials and promote each wave while the next one's WGMMAs run
+      (:meth:`k_loop_lagged`; the math warps then hold two stages); the others promote in place
+      with one partial. After the last K
+      block: the **epilogue**
       converts to bf16, writes pieces of ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with
       stmatrix, and one warp stores each by TMA.
       Variants: with per-row B scales (``b_scale_rows=1``) the promotion multiplies each element by
@@ -325,8 +336,8 @@ class Fp8GemmSm90:
         self.math_registers = 232 if self.num_math_warpgroups == 2 else 240
         self.epilogue_barrier = pipeline.NamedBarrier(barrier_id=1, num_threads=self.num_math_threads)
         self.store_warp = 4  # first warp of the first math warpgroup
-        # One-wave FP8 tiles promote K block k-1 while block k's WGMMAs run (a second partial).
-        self.lag_promotion = lagged_promotion(block_m, block_n, b_scale_rows, ab_dtype)
+        # Narrow enough FP8 tiles promote each wave while the next one runs (a second partial).
+        self.lag_promotion = lagged_promotion(block_m, block_n, stages, b_scale_rows, ab_dtype)
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
 
     # ------------------------------------------------------------------------------------------
@@ -764,7 +775,8 @@ class Fp8GemmSm90:
             ]
             # registers of the row scales: one slot per wave, or (lagged promotion) per partial
             tCrSFA = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(self.scale_slots)]
-            # one partial, or two for the lagged promotion (:meth:`k_loop_lagged`)
+            # one partial, or two for the lagged promotion (:meth:`k_loop_lagged`: one per wave of
+            # a 256-row tile, K blocks alternating between them in a 128-row one)
             partials = [cute.make_rmem_tensor(acc_shape, Float32) for _ in range(1 + self.lag_promotion)]
             chunk_cols = self._chunk_columns(tiled_mma, wave_m, bN)
             candidates = split_candidates(bN)
@@ -882,7 +894,7 @@ class Fp8GemmSm90:
         if cutlass.const_expr(self.lag_promotion):
             self.k_loop_lagged(
                 k_block0, num_k_blocks, mainloop, state, sfb, mSFB, scale_n0, scale_n1,
-                mma_args, promote_args, accs[0], partials,
+                mma_args, promote_args, accs, partials,
             )
         else:
             self.k_loop_serial(
@@ -895,8 +907,8 @@ class Fp8GemmSm90:
         self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
         mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list, partial: cute.Tensor,
     ):
-        """Per K block: each wave's WGMMAs into ``partial``, wait, promote (256-row tiles: their
-        two accumulators leave no registers for a second partial)."""
+        """Per K block: each wave's WGMMAs into ``partial``, wait, promote (tiles wider than
+        :data:`LAGGED_PROMOTION_MAX_BLOCK_N`: no registers left for a second partial)."""
         for k_block in range(num_k_blocks):
             sfb_next = sfb
             if cutlass.const_expr(not self.sfb_per_row):
@@ -926,21 +938,24 @@ class Fp8GemmSm90:
     @cute.jit
     def k_loop_lagged(
         self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
-        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, acc: cute.Tensor,
+        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list,
         partials: list,
     ):
-        """One-wave tiles: K block k's WGMMAs go into ``partials[k % 2]`` and run while block k-1
-        is promoted from the other one.
+        """Each wave's WGMMAs run while the wave issued before them is promoted. One-wave tiles:
+        K block k goes into ``partials[k % 2]`` (and its row scales into slot ``k % 2``). Two-wave
+        tiles: wave w into ``partials[w]`` (slot w), so block k's wave 1 runs while its wave 0 is
+        promoted and block k+1's wave 0 while its wave 1 is.
 
         NOTES: promoting right after each block's WGMMAs leaves a warpgroup's tensor-core work
         stopped during its FFMAs unless the other warpgroup happens to be out of phase; skipping
         the promotion made 128x128 tiles 15% faster. Lagged, 128x128 ran 4-10% faster on the
-        M = 4096, grouped and split-K shapes (H200, docs/notes.md). The loop is unrolled by two so
-        that each partial (and its row-scale slot) is a fixed register set. A block's row scales
-        go to their slot when it is issued, so its stage is released as soon as its WGMMAs are
-        done, before its promotion: releasing after the promotion (scales read from the stage
-        then) was 2-4% slower. Other loop forms of the same WGMMA group sequence (one turn per K
-        block) made ptxas serialise every WGMMA (remark C7514, docs/notes.md).
+        M = 4096, grouped and split-K shapes, and 256x96 2-3% faster (H200, docs/notes.md). The
+        loop is unrolled by two K blocks so that each partial (and its row-scale slot) is a fixed
+        register set. A block's row scales go to their slot when it is issued, so its stage is
+        released as soon as its WGMMAs are done, before its promotion: releasing after the
+        promotion (scales read from the stage then) was 2-4% slower. Other loop forms of the same
+        WGMMA group sequence (one turn per K block, or per wave) made ptxas serialise every WGMMA
+        (remark C7514, docs/notes.md).
         """
         if num_k_blocks > 0:
             mainloop.consumer_wait(state)
@@ -951,49 +966,71 @@ class Fp8GemmSm90:
             for pair in range((num_k_blocks - 1) // 2):
                 sfb = self.lagged_step(
                     k_block0 + 2 * pair + 1, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
-                    mma_args, promote_args, acc, partials, 1,
+                    mma_args, promote_args, accs, partials, 1,
                 )
                 state.advance()
                 last.advance()
                 sfb = self.lagged_step(
                     k_block0 + 2 * pair + 2, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
-                    mma_args, promote_args, acc, partials, 0,
+                    mma_args, promote_args, accs, partials, 0,
                 )
                 state.advance()
                 last.advance()
-            # the last block is in partials[0] when num_k_blocks is odd
+            # one-wave tiles: the last block is in partials[0] when num_k_blocks is odd
             if num_k_blocks % 2 == 0:
                 sfb_last = self.lagged_step(
                     k_block0 + num_k_blocks - 1, mainloop, state, last, sfb, mSFB, scale_n0,
-                    scale_n1, mma_args, promote_args, acc, partials, 1,
+                    scale_n1, mma_args, promote_args, accs, partials, 1,
                 )
                 last.advance()
-                warpgroup.wait_group(0)
-                mainloop.consumer_release(last)
-                self.promote_block(1, acc, partials[1], sfb_last, promote_args)
+                self.lagged_drain(mainloop, last, sfb_last, mma_args, promote_args, accs, partials, 1)
             else:
-                warpgroup.wait_group(0)
-                mainloop.consumer_release(last)
-                self.promote_block(0, acc, partials[0], sfb, promote_args)
+                self.lagged_drain(mainloop, last, sfb, mma_args, promote_args, accs, partials, 0)
 
     @cute.jit
     def lagged_step(
         self, k_block: Int32, mainloop: pipeline.PipelineTmaAsync, state, last, sfb, mSFB,
-        scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, acc: cute.Tensor,
+        scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list,
         partials: list, new: cutlass.Constexpr,
     ):
-        """Issue K block ``k_block`` (at ``state``) into ``partials[new]`` (its row scales into
-        slot ``new``), then release and promote the block at ``last`` (the other partial and slot,
-        B scales ``sfb``) while it runs. Returns the issued block's B scales; the caller advances
-        both states."""
+        """Issue K block ``k_block`` (at ``state``; one-wave tiles: into ``partials[new]``, its
+        row scales into slot ``new``), then release and promote the block at ``last`` (B scales
+        ``sfb``) while it runs; a two-wave tile first issues the second wave of ``last``. Returns
+        the issued block's B scales; the caller advances both states."""
         sfb_new = self.load_block_b_scales(mSFB, scale_n0, scale_n1, k_block)  # 128x128 B scales only
+        if cutlass.const_expr(self.num_waves == 2):
+            self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
+        fresh = new if self.num_waves == 1 else 0
         mainloop.consumer_wait(state)
-        self.load_row_scales(0, new, state.index, promote_args)
-        self.issue_wgmmas(0, state.index, mma_args, partials[new])
+        self.load_row_scales(0, fresh, state.index, promote_args)
+        self.issue_wgmmas(0, state.index, mma_args, partials[fresh])
         warpgroup.wait_group(1)
         mainloop.consumer_release(last)
-        self.promote_block(1 - new, acc, partials[1 - new], sfb, promote_args)
+        self.promote_block(1 - fresh, accs[self.num_waves - 1], partials[1 - fresh], sfb, promote_args)
         return sfb_new
+
+    @cute.jit
+    def lagged_second_wave(self, last, sfb, mma_args, promote_args, accs: list, partials: list):
+        """Two-wave tiles: issue wave 1 of the block at ``last`` into ``partials[1]`` and promote
+        its wave 0 while it runs."""
+        self.load_row_scales(1, 1, last.index, promote_args)
+        self.issue_wgmmas(1, last.index, mma_args, partials[1])
+        warpgroup.wait_group(1)
+        self.promote_block(0, accs[0], partials[0], sfb, promote_args)
+
+    @cute.jit
+    def lagged_drain(
+        self, mainloop: pipeline.PipelineTmaAsync, last, sfb, mma_args, promote_args, accs: list,
+        partials: list, newest: cutlass.Constexpr,
+    ):
+        """Finish the last block (at ``last``, B scales ``sfb``; one-wave tiles: in
+        ``partials[newest]``): wait for its WGMMAs, release its stage, promote it."""
+        if cutlass.const_expr(self.num_waves == 2):
+            self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
+        slot = newest if self.num_waves == 1 else 1
+        warpgroup.wait_group(0)
+        mainloop.consumer_release(last)
+        self.promote_block(slot, accs[self.num_waves - 1], partials[slot], sfb, promote_args)
 
     @cute.jit
     def issue_wgmmas(self, w: cutlass.Constexpr, stage_index: Int32, mma_args, partial: cute.Tensor):
