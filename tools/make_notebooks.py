@@ -532,7 +532,8 @@ TILE_CHANGES = [
       block boundary moves from tile to tile (BLOCK_N = 112) carry several copies; tiles up to 128
       wide with one wave promote *lagged*: block k's WGMMAs run while block k-1 is promoted from a
       second partial, in a loop unrolled by two with a first and a last block around it, so each
-      copy holds 4 x 4 QGMMA);
+      copy holds 4 x 4 QGMMA; 256-row tiles up to 96 wide lag too, one 128-row wave promoted while
+      the other's WGMMAs run);
     - **FFMA**: fused multiply-adds, mostly the *promotion* (`acc += partial * sfa * sfb` after every
       K block, on the CUDA cores);
     - **spills**: local-memory loads/stores (`LDL`/`STL`): registers that did not fit. Must be 0;
@@ -647,9 +648,9 @@ TILE_CHANGES = [
       tiles fill the 132 SMs in whole waves wastes nothing; 56 tiles of 256x128 leave most SMs idle,
       however efficient each tile is.
     - **Per-tile efficiency** is the second: wider and taller tiles reuse each loaded byte for more
-      FLOPs, and tiles up to 128 wide hide their promotion under the next K block's WGMMAs (128x128
-      and 128x160 run fastest per FLOP on the H200, `docs/notes.md`); BLOCK_N = 112 pays for tiles
-      that straddle two B scale blocks (the run-time split, more code).
+      FLOPs, and tiles up to 128 wide (256-row ones up to 96) hide their promotion under the next
+      WGMMAs (128x128 and 128x160 run fastest per FLOP on the H200, `docs/notes.md`); BLOCK_N = 112
+      pays for tiles that straddle two B scale blocks (the run-time split, more code).
       The heuristic weighs the two (the table at the top); part (c) shows how well it guessed.
     - **Stages** hide memory latency: each stage is one K block in flight. Too few starve the
       tensor cores; the most that fit leave no room to stage the whole output tile for the TMA
