@@ -124,6 +124,9 @@ two math warpgroups hide more load latency than one)."""
 
 LONG_K_BLOCKS = 8
 """Beyond this many K blocks a 3-stage pipeline starves 256x128 tiles (see :func:`choose_stages`)."""
+LAGGED_LONG_K_BLOCKS = 16
+"""Beyond this many K blocks a 3-stage pipeline starves 256-row lagged tiles (256x96: 4 stages
+1-4% faster at K = 4096-7168 with N = 2112, 1% slower at K = 2048; H200, docs/notes.md)."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -134,7 +137,8 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     """Pipeline stages: the most that leave shared memory for a whole-tile epilogue (every piece
     staged, then stored: measured 2-10% faster than a ring of 2-3 pieces, most at short K), unless
     that leaves only 3 stages for a tile at least 128 wide and K is long: then as many stages as
-    fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3). An fp32 tile is twice
+    fit beside a ring (256x128 at K >= 7168: 4 stages 6-9% faster than 3). The same for a lagged
+    tile (its math warps hold two stages) past :data:`LAGGED_LONG_K_BLOCKS`. An fp32 tile is twice
     as large: there the most stages beside a ring win (128x128 with per-row B scales: 5 stages and
     a ring 1-7% faster than 4 and the whole tile, K = 2048-4096). With split-K the reduction slots
     take their share of shared memory first.
@@ -144,8 +148,16 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     most = max_stages(block_m, block_n, *smem_variant)
     if variant.out_dtype == "fp32":
         return most
-    if whole >= 4 or (whole == 3 and (block_n < 128 or ceil_div(k, block_k(variant.ab_dtype)) <= LONG_K_BLOCKS)):
+    k_blocks = ceil_div(k, block_k(variant.ab_dtype))
+    if whole >= 4:
         return min(whole, most)
+    if whole == 3:
+        if lagged_promotion(block_m, block_n, whole, variant.b_scale_rows, variant.ab_dtype):
+            long_k = k_blocks > LAGGED_LONG_K_BLOCKS
+        else:
+            long_k = block_n >= 128 and k_blocks > LONG_K_BLOCKS
+        if not long_k:
+            return min(whole, most)
     return most
 
 

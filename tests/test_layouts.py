@@ -294,6 +294,7 @@ def test_choose_stages(k):
     # Measured on the H200 (benchmarks/results/sweep-h200-2026-11-28-epilogue.json):
     assert heuristics.choose_stages(128, 128, k) == 5  # whole tile beats 6 stages + ring
     assert heuristics.choose_stages(256, 112, k) == 3
+    assert heuristics.choose_stages(256, 96, k) == (3 if k <= 2048 else 4)  # lagged: holds two stages
     assert heuristics.choose_stages(256, 128, k) == (3 if k <= 1024 else 4)
 
 
