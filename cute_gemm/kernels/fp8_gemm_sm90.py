@@ -196,10 +196,9 @@ class Fp8GemmSm90:
       up to :data:`LAGGED_PROMOTION_MAX_BLOCK_N` wide with 128x128 B scales and 3 stages or more
       keep two partials and promote each wave while the next one's WGMMAs run
       (:meth:`k_loop_lagged`; the math warps then hold two stages); the others promote in place
-      with one partial. After the last K
-      block: the **epilogue**
-      converts to bf16, writes pieces of ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with
-      stmatrix, and one warp stores each by TMA.
+      with one partial. After the last K block: the **epilogue** converts to bf16, writes pieces
+      of ``(128 or BLOCK_M, 32 or 16)`` to swizzled smem with stmatrix, and one warp stores each
+      by TMA.
       Variants: with per-row B scales (``b_scale_rows=1``) the promotion multiplies each element by
       its row's and its column's scale (:func:`cute_gemm.promotion.promote_per_column`); an fp32
       D is written to smem with plain stores; ``accumulate`` stores by TMA reduce-add (D += tile).
