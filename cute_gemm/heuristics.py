@@ -148,10 +148,10 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     most = max_stages(block_m, block_n, *smem_variant)
     if variant.out_dtype == "fp32":
         return most
-    k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     if whole >= 4:
         return min(whole, most)
     if whole == 3:
+        k_blocks = ceil_div(k, block_k(variant.ab_dtype))
         if lagged_promotion(block_m, block_n, whole, variant.b_scale_rows, variant.ab_dtype):
             long_k = k_blocks > LAGGED_LONG_K_BLOCKS
         else:

@@ -105,8 +105,8 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     ``(N/128, Kb)`` K-major or, with per-row B scales, ``(N, Kb)`` N-major like SFA. Contiguous: B
     and SFB gain an expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an
     expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. Contiguous with prefix sums:
-    as contiguous, with ``psum (G,)``. K-grouped: A, B, SFA and SFB
-    are 2-D over the stacked K, D has an expert mode, ``ks (G,)`` follows.
+    as contiguous, with ``psum (G,)``. K-grouped: A, B, SFA and SFB are 2-D over the stacked K, D
+    has an expert mode, ``ks (G,)`` follows.
     """
     kind = config.kind
     bf16_operands = config.ab_dtype == "bf16"

@@ -311,6 +311,8 @@ class Fp8GemmSm90:
             raise ValueError(f"per-row B scales with a {cluster_m}-CTA cluster along M need block_n a "
                              f"multiple of {cluster_m * scale_layouts.SMEM_ALIGN_FLOATS}, got {block_n}")
         self.m_grouped = m_grouped
+        # D has an expert mode ((M_max, N, G) masked, (M, N, G) k-grouped): tiles index it too.
+        self.d_per_expert = self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)
         # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
         self.cluster_mn = (cluster_m, cluster_n)
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
@@ -450,7 +452,7 @@ class Fp8GemmSm90:
 
         # Upper bound of the units (masked: every expert full); the launch never exceeds the SMs.
         num_units = cute.ceil_div(d.shape[0], bM * cm) * cute.ceil_div(d.shape[1], bN * cn)
-        if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
+        if cutlass.const_expr(self.d_per_expert):
             num_units = num_units * d.shape[2]
         cluster_x = self.launch_cluster_mn[0]
         num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cluster_x * cn)), 1)
@@ -807,7 +809,7 @@ class Fp8GemmSm90:
                 )
                 k_blocks_done += tile.num_k_blocks
                 d_coord = (None, None, tile.m_block, tile.n_block)
-                if cutlass.const_expr(self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)):
+                if cutlass.const_expr(self.d_per_expert):
                     d_coord = d_coord + (tile.expert,)
                 gD_tile = gD[d_coord]
                 gD_real_tile = gD_tile
