@@ -36,8 +36,10 @@ WAVE_BLOCK_M = 128
 
 BLOCK_M_CHOICES = (64, 128, 256)
 GROUPED_BLOCK_M_CHOICES = (64, 128)
-"""BLOCK_M of the m-grouped kinds: an M block must lie inside one expert of the 128-row-aligned
-contiguous layout."""
+"""BLOCK_M of the contiguous and k-grouped kinds: an M block must lie inside one expert of the
+128-row-aligned contiguous layout (k-grouped: not measured at 256 rows)."""
+MASKED_BLOCK_M_CHOICES = BLOCK_M_CHOICES
+"""BLOCK_M of the masked kind: every expert has its own ``M_max`` rows, so any tile height fits."""
 BLOCK_N_CHOICES = tuple(range(16, 129, 16)) + (144, 160, 192)
 """Multiples of 16 up to 128, then the wide tiles that still touch at most two B scale blocks
 (:func:`max_scale_blocks_touched`) and whose two fp32 accumulators (tile and partial) fit in a math

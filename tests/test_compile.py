@@ -33,6 +33,9 @@ CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn), kind=kind)
     for bm, bn in ((128, 128), (128, 160), (64, 112), (64, 32))
     for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
+] + [  # masked experts of more than 128 rows take 256-row tiles (heuristics.masked_tall_tiles)
+    GemmConfig(256, bn, choose_stages(256, bn, k), kind=GemmKind.M_GROUPED_MASKED)
+    for bn, k in ((128, 7168), (112, 2048), (96, 7168))
 ]
 TRAINING = dict(b_scale_rows=1, out_dtype="fp32")
 CONFIGS += [

@@ -103,7 +103,7 @@ def test_masked(groups, m_max, n, k, expected):
     check_masked(p)
 
 
-@pytest.mark.parametrize("block_m,block_n", [(64, 112), (128, 160), (64, 16)])
+@pytest.mark.parametrize("block_m,block_n", [(64, 112), (128, 160), (64, 16), (256, 128), (256, 112), (256, 96)])
 def test_masked_tiles_edges(block_m, block_n):
     p = make_masked_problem([0, 1, 63, 64, 65, 200, 0], 200, 264, 1040)
     config = GemmConfig(block_m, block_n, max_stages(block_m, block_n), kind=GemmKind.M_GROUPED_MASKED)

@@ -269,10 +269,11 @@ class Fp8GemmSm90:
         self.kind = GemmKind(kind)
         if self.kind != GemmKind.NORMAL and (cluster_m, cluster_n) != (1, 1):
             raise ValueError("clusters are only supported for the dense (NORMAL) kind so far")
-        if self.kind != GemmKind.NORMAL and block_m not in tiles.GROUPED_BLOCK_M_CHOICES:
-            raise ValueError(
-                f"block_m must be one of {tiles.GROUPED_BLOCK_M_CHOICES} for grouped GEMMs, got {block_m}"
-            )
+        if self.kind != GemmKind.NORMAL:
+            choices = (tiles.MASKED_BLOCK_M_CHOICES if self.kind == GemmKind.M_GROUPED_MASKED
+                       else tiles.GROUPED_BLOCK_M_CHOICES)
+            if block_m not in choices:
+                raise ValueError(f"block_m must be one of {choices} for {self.kind.name}, got {block_m}")
         if out_dtype not in OUT_DTYPES:
             raise ValueError(f"out_dtype must be one of {tuple(OUT_DTYPES)}, got {out_dtype!r}")
         if accumulate and out_dtype != "fp32":
