@@ -296,31 +296,12 @@ def choose_grouped_config(
     """Configuration of a grouped GEMM: the dense rule applied to all experts' rows together.
 
     BLOCK_M follows the rows of one expert (64 when an expert has at most 64 rows, as in masked
-    decoding; masked FP8 experts of more than 128 rows: :func:`masked_tall_tiles`); BLOCK_N
-    minimises the modelled time of every expert's tiles.
+    decoding); BLOCK_N minimises the modelled time of every expert's tiles.
     """
     block_m = 64 if rows_per_group <= 64 else 128
-    if kind == GemmKind.M_GROUPED_MASKED and variant.ab_dtype == "fp8" and masked_tall_tiles(rows_per_group):
-        block_m = 256
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
     best = candidates(rows, n, k, num_sms, block_m, variant=variant)[0]
     return _config(best, k, variant, kind=kind)
-
-
-def masked_tall_tiles(rows_per_group: int) -> bool:
-    """Whether masked experts of ``rows_per_group`` rows take 256-row tiles: whenever these pad an
-    expert to no more rows than 128-row tiles do (more than 128 rows, the last tile more than half
-    full).
-
-    NOTES: on all six masked shapes of issue 4 (G x 1024/G rows, N x K = 4096 x 7168 and 7168 x
-    2048) the best 256-row tile ran 3-7% faster than the best 128-row one (1x1024x4096x7168:
-    256x128 1239 vs 128x128 1181 TFLOPS; 4x256x4096x7168: 1198 vs 1122; 1x1024x7168x2048: 256x112
-    1003 vs 128x160 973; H200, ``benchmarks/results/sweep-h200-2026-11-29-masked-256.json``). The
-    model ranks 128x128 2.7% ahead at K = 7168, as it does for the dense 1024x4096x7168 (measured:
-    256x128 1291 vs 128x128 1226), while at M = 4096 the two tie as modelled; among 256-row tiles it
-    picks the fastest on all six.
-    """
-    return rows_per_group > 128 and ceil_div(rows_per_group, 256) * 256 == ceil_div(rows_per_group, 128) * 128
 
 
 def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> str:

@@ -254,7 +254,7 @@ def test_split_k_candidates(m, n, k, num_sms):
             assert c.block_m == 64 and c.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
 
 
-SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-masked-256.json"
+SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json"
 SWEEP_ROWS = json.loads(SWEEP.read_text())["tiles"]
 
 

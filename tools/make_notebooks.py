@@ -1086,8 +1086,7 @@ MOE = [
 
     Plain Python, no GPU: `heuristics.choose_grouped_config` applies the dense tile rule to all
     experts' rows together; BLOCK_M follows the rows per expert (64 when an expert has at most 64
-    rows; masked experts of more than 128 rows take 256-row tiles whenever these pad no more rows
-    than 128-row ones: they measured 3-7% faster on the H200). Next to it, the tiles each form computes. The contiguous kernel visits every tile of the
+    rows). Next to it, the tiles each form computes. The contiguous kernel visits every tile of the
     packed tensor and skips the M blocks that are all padding (with 128-row alignment and BLOCK_M =
     128 only an empty expert has such blocks); a block that is partly padding is computed whole and
     only its token rows are stored, so the padding costs its share of the math. The masked kernel
