@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import (
-    lagged_promotion, max_stages, split_k_divides_tile, whole_tile_epilogue_stages,
+    epilogue_buffers, epilogue_pieces, lagged_promotion, max_stages, split_k_divides_tile,
+    whole_tile_epilogue_stages,
 )
 from layouts.tiles import block_k, check_tile, scale_split_is_static
 from schedulers.raster import GemmKind
@@ -50,7 +51,7 @@ _NARROW = {32: 0.70, 64: 0.75}
 EFFICIENCY = {
     64: {16: 0.40, **_NARROW, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
     128: {**_NARROW, 96: 0.79, 112: 0.90, 128: 1.00, 144: 0.94, 160: 1.00, 192: 0.93},
-    256: {96: 0.93, 112: 0.94, 128: 0.96},
+    256: {96: 0.94, 112: 0.94, 128: 1.03},
 }
 """Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried.
 
@@ -59,7 +60,12 @@ Tiles up to 128 wide with at most 128 rows promote one K block while the next on
 than before it; 256-row tiles up to 96 wide promote one wave while the other runs, 2-3% faster.
 Refitted on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7 masked ones
 (``benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json``): the model's choice is the
-fastest tile measured on 26 of the 29 and within 2% on all."""
+fastest tile measured on all 29. 256x128 runs its K blocks 3.6% faster per FLOP than 128x128
+(fitted over K = 1024-8192, ``benchmarks/results/tile-overhead-h200-2026-11-29.json``) but pays a
+ring epilogue (:data:`RING_EPILOGUE_OVERHEAD_K_BLOCKS`) once K is long enough for 4 stages; with
+both in the model (2026-11-29) the choice matched the faster of old and new on 11 of 12 changed
+shapes, 0.5-5.1% faster (4096x7168x16384 256x128 1301 vs 128x160 1277, 1024x4096x7168 1270 vs
+1208, 2048x32768x2048 128x128 1183 vs 256x128 1160), the twelfth 0.2% slower."""
 
 BF16_EFFICIENCY = {
     64: EFFICIENCY[64],
@@ -87,7 +93,7 @@ def efficiency_table(variant: Variant) -> dict:
         return BF16_EFFICIENCY
     return PER_ROW_B_EFFICIENCY if variant.b_scale_rows == 1 else EFFICIENCY
 
-TILE_OVERHEAD_K_BLOCKS = {64: 3.0, 128: 3.0, 256: 2.2}
+TILE_OVERHEAD_K_BLOCKS = {64: 3.0, 128: 3.0, 256: 2.4}
 """Fixed cost of one tile (epilogue, scale loads, schedule step) in K blocks of that tile."""
 
 SPLIT_DISPATCH_OVERHEAD_K_BLOCKS = 1.0
@@ -95,11 +101,24 @@ SPLIT_DISPATCH_OVERHEAD_K_BLOCKS = 1.0
 160, 192): the branch into the K loop compiled for it (fitted at K = 512)."""
 
 
-def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERENCE) -> float:
-    """Fixed cost of one tile in K blocks (the split dispatch only with 128x128 B scale blocks)."""
+RING_EPILOGUE_OVERHEAD_K_BLOCKS = 0.35
+"""Extra per-tile cost, per epilogue piece that has no buffer of its own at the chosen stages (the
+ring then waits for a TMA store to finish reading before each reuse): 256x128 at 4 stages stages 3
+of its 8 pieces, 5 x 0.35 = 1.75 of its K blocks, as measured (1.8 us a tile, docs/notes.md)."""
+
+
+def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERENCE, k: int | None = None) -> float:
+    """Fixed cost of one tile in K blocks (the split dispatch only with 128x128 B scale blocks; the
+    ring epilogue, given ``k``, only for the inference variant it was fitted on)."""
     dispatches = variant.ab_dtype == "fp8" and variant.b_scale_rows == 128
     dispatch = SPLIT_DISPATCH_OVERHEAD_K_BLOCKS if dispatches and not scale_split_is_static(block_n) else 0.0
-    return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch
+    ring = 0.0
+    if k is not None and variant == INFERENCE:
+        stages = choose_stages(block_m, block_n, k, variant)
+        pieces = epilogue_pieces(block_m, block_n)
+        unbuffered = max(0, pieces - epilogue_buffers(block_m, block_n, stages))
+        ring = RING_EPILOGUE_OVERHEAD_K_BLOCKS * unbuffered
+    return TILE_OVERHEAD_K_BLOCKS[block_m] + dispatch + ring
 
 
 SPLIT_K = 2
@@ -248,7 +267,7 @@ def candidates(
                 waves = ceil_div(ctas, num_sms)
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
-                                      tile_overhead_k_blocks(bm, block_n, variant), split_k))
+                                      tile_overhead_k_blocks(bm, block_n, variant, k), split_k))
     return sorted(out, key=TileChoice.key)
 
 

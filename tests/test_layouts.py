@@ -198,6 +198,11 @@ def modelled_cost(c, k):
     k_blocks = ceil_div(ceil_div(k, 128), c.split_k) + heuristics.TILE_OVERHEAD_K_BLOCKS[c.block_m]
     if c.block_n in (96, 112, 144, 160, 192):  # the split column is chosen per tile
         k_blocks += heuristics.SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
+    # each epilogue piece without a buffer of its own at the heuristic's stages (a ring)
+    stages = heuristics.choose_stages(c.block_m, c.block_n, k)
+    pieces = epilogue_pieces(c.block_m, c.block_n)
+    unbuffered = pieces - epilogue_buffers(c.block_m, c.block_n, stages)
+    k_blocks += heuristics.RING_EPILOGUE_OVERHEAD_K_BLOCKS * max(0, unbuffered)
     return c.waves * k_blocks * c.block_m * c.block_n / heuristics.EFFICIENCY[c.block_m][c.block_n]
 
 
@@ -274,7 +279,7 @@ def _measured_choice(shape: str) -> GemmConfig:
 @pytest.mark.parametrize("shape", sorted({r["shape"] for r in SWEEP_ROWS}))
 def test_choice_within_2_percent_of_measured_best(shape):
     """On every shape of the H200 sweep (18 dense, 4 contiguous, 7 masked), the heuristic's tile
-    runs within 2% of the fastest tile measured without a cluster; on 26 of 29 it is the fastest."""
+    runs within 2% of the fastest tile measured without a cluster; on all 29 it is the fastest."""
     rows = [r for r in SWEEP_ROWS if r["shape"] == shape and r["cluster"] == [1, 1]]
     config = _measured_choice(shape)
     chosen = [r for r in rows if (r["bm"], r["bn"], r["split"]) == (config.block_m, config.block_n, config.split_k)]
