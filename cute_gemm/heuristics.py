@@ -109,7 +109,8 @@ of its 8 pieces, 5 x 0.35 = 1.75 of its K blocks, as measured (1.8 us a tile, do
 
 def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERENCE, k: int | None = None) -> float:
     """Fixed cost of one tile in K blocks (the split dispatch only with 128x128 B scale blocks; the
-    ring epilogue, given ``k``, only for the inference variant it was fitted on)."""
+    ring epilogue, given ``k``, only for the inference variant it was fitted on; a split tile's
+    epilogue goes through the cluster's reduction instead, so it is not given ``k``)."""
     dispatches = variant.ab_dtype == "fp8" and variant.b_scale_rows == 128
     dispatch = SPLIT_DISPATCH_OVERHEAD_K_BLOCKS if dispatches and not scale_split_is_static(block_n) else 0.0
     ring = 0.0
@@ -267,7 +268,8 @@ def candidates(
                 waves = ceil_div(ctas, num_sms)
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
-                                      tile_overhead_k_blocks(bm, block_n, variant, k), split_k))
+                                      tile_overhead_k_blocks(bm, block_n, variant, k if split_k == 1 else None),
+                                      split_k))
     return sorted(out, key=TileChoice.key)
 
 

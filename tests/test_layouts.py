@@ -198,11 +198,12 @@ def modelled_cost(c, k):
     k_blocks = ceil_div(ceil_div(k, 128), c.split_k) + heuristics.TILE_OVERHEAD_K_BLOCKS[c.block_m]
     if c.block_n in (96, 112, 144, 160, 192):  # the split column is chosen per tile
         k_blocks += heuristics.SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
-    # each epilogue piece without a buffer of its own at the heuristic's stages (a ring)
-    stages = heuristics.choose_stages(c.block_m, c.block_n, k)
-    pieces = epilogue_pieces(c.block_m, c.block_n)
-    unbuffered = pieces - epilogue_buffers(c.block_m, c.block_n, stages)
-    k_blocks += heuristics.RING_EPILOGUE_OVERHEAD_K_BLOCKS * max(0, unbuffered)
+    # each epilogue piece without a buffer of its own at the heuristic's stages (a ring; unsplit)
+    if c.split_k == 1:
+        stages = heuristics.choose_stages(c.block_m, c.block_n, k)
+        pieces = epilogue_pieces(c.block_m, c.block_n)
+        unbuffered = pieces - epilogue_buffers(c.block_m, c.block_n, stages)
+        k_blocks += heuristics.RING_EPILOGUE_OVERHEAD_K_BLOCKS * max(0, unbuffered)
     return c.waves * k_blocks * c.block_m * c.block_n / heuristics.EFFICIENCY[c.block_m][c.block_n]
 
 
