@@ -12,7 +12,7 @@ from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import max_stages
 from cute_gemm.quant import per_block_dequantize, per_token_dequantize
 from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem, make_masked_problem
-from layouts.tiles import BLOCK_N_CHOICES, GROUPED_BLOCK_M_CHOICES, legal_tiles
+from layouts.tiles import BLOCK_N_CHOICES, GROUPED_BLOCK_M_CHOICES, MASKED_BLOCK_M_CHOICES, legal_tiles
 from schedulers.raster import GemmKind
 
 pytestmark = pytest.mark.gpu
@@ -69,6 +69,8 @@ def test_grouped_fuzz(seed):
         m_max = rng.randint(1, 300)
         masked = [rng.randint(0, m_max) for _ in range(groups)]
         p = make_masked_problem(masked, m_max, n, k)
+        bm = rng.choice(MASKED_BLOCK_M_CHOICES)  # masked tiles may be 256 rows tall
+        bn = rng.choice([tile_n for tile_m, tile_n in legal_tiles() if tile_m == bm])
         cfg = GemmConfig(bm, bn, max_stages(bm, bn), kind=GemmKind.M_GROUPED_MASKED)
         cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, 64, config=cfg)
         for g, count in enumerate(masked):
