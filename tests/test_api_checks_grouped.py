@@ -250,3 +250,21 @@ def test_psum_layout_wrong_kind_of_config(no_device_check):
     t["info"] = torch.zeros(G, dtype=torch.int32)
     with pytest.raises(ValueError, match="^config must have kind=M_GROUPED_CONTIGUOUS_PSUM"):
         psum_call(t, config=jit.GemmConfig(128, 128, 5, kind=GemmKind.M_GROUPED_CONTIGUOUS))
+
+
+@pytest.mark.parametrize("kind", list(GemmKind))
+def test_block_m_per_kind(kind):
+    """256-row tiles: dense and masked only (a contiguous M block must lie in one 128-row-aligned
+    expert; k-grouped is not measured there). The error names the kind and the allowed values."""
+    from cute_gemm.kernels.fp8_gemm_sm90 import Fp8GemmSm90, max_stages
+
+    variant = dict(b_scale_rows=1, out_dtype="fp32") if kind == GemmKind.K_GROUPED else {}
+    stages = max_stages(256, 128, **variant)
+    if kind in (GemmKind.NORMAL, GemmKind.M_GROUPED_MASKED):
+        assert Fp8GemmSm90(256, 128, 4, kind=kind).block_m == 256
+    elif kind == GemmKind.K_GROUPED:  # per-row B scales already rule out 256 rows
+        with pytest.raises(ValueError, match=r"^per-row B scales need block_m <= 128"):
+            Fp8GemmSm90(256, 128, stages, kind=kind, **variant)
+    else:
+        with pytest.raises(ValueError, match=rf"^block_m must be one of \(64, 128\) for {kind.name}, got 256"):
+            Fp8GemmSm90(256, 128, stages, kind=kind, **variant)
