@@ -36,8 +36,8 @@ WAVE_BLOCK_M = 128
 
 BLOCK_M_CHOICES = (64, 128, 256)
 GROUPED_BLOCK_M_CHOICES = (64, 128)
-"""BLOCK_M of the contiguous and k-grouped kinds: an M block must lie inside one expert of the
-128-row-aligned contiguous layout (k-grouped: not measured at 256 rows)."""
+"""BLOCK_M of the contiguous kinds (an M block must lie inside one expert of the 128-row-aligned
+layout) and of the k-grouped kind (its per-row B scales already rule out 256 rows: :func:`check_tile`)."""
 MASKED_BLOCK_M_CHOICES = BLOCK_M_CHOICES
 """BLOCK_M of the masked kind: every expert has its own ``M_max`` rows, so any tile height fits."""
 BLOCK_N_CHOICES = tuple(range(16, 129, 16)) + (144, 160, 192)
