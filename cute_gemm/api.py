@@ -475,6 +475,8 @@ def m_grouped_fp8_gemm_nt_masked(
     :param masked_m: int32 ``[G]`` **on the device**: valid rows per expert (0 .. M_max). Never read
         by the host, so the call can be captured in a CUDA graph and replayed with new values.
     :param expected_m: host hint, the typical rows per expert (> 0), used to choose the tile.
+        ``expected_m >= M_max`` says every expert is full, which lets the heuristic take 256-row
+        tiles (faster then, slower with uneven counts: :func:`heuristics.masked_full_tiles`).
 
     Same ``n``/``k`` rules as :func:`fp8_gemm_nt`. Returns ``d``.
     """
@@ -504,7 +506,8 @@ def m_grouped_fp8_gemm_nt_masked(
     num_sms = device.get_num_sms(d.device.index)
     if config is None:
         config = heuristics.choose_grouped_config(
-            GemmKind.M_GROUPED_MASKED, min(expected_m, m_max), num_groups, n, k, num_sms
+            GemmKind.M_GROUPED_MASKED, min(expected_m, m_max), num_groups, n, k, num_sms,
+            experts_full=expected_m >= m_max,
         )
     _check_kind(config, GemmKind.M_GROUPED_MASKED)
     jit.get_fp8_gemm(config)(

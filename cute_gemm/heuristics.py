@@ -312,17 +312,39 @@ def choose_k_grouped_config(
 @functools.lru_cache(maxsize=4096)
 def choose_grouped_config(
     kind: GemmKind, rows_per_group: int, num_groups: int, n: int, k: int, num_sms: int,
-    variant: Variant = INFERENCE,
+    variant: Variant = INFERENCE, experts_full: bool = False,
 ) -> GemmConfig:
     """Configuration of a grouped GEMM: the dense rule applied to all experts' rows together.
 
     BLOCK_M follows the rows of one expert (64 when an expert has at most 64 rows, as in masked
-    decoding); BLOCK_N minimises the modelled time of every expert's tiles.
+    decoding; 256 for masked FP8 experts said to be full, :func:`masked_full_tiles`); BLOCK_N
+    minimises the modelled time of every expert's tiles. ``experts_full``: every expert is expected
+    to hold ``rows_per_group`` rows, its whole capacity (masked: ``expected_m >= M_max``).
     """
     block_m = 64 if rows_per_group <= 64 else 128
+    if masked_full_tiles(kind, rows_per_group, experts_full, variant):
+        block_m = 256
     rows = num_groups * ceil_div(rows_per_group, block_m) * block_m
     best = candidates(rows, n, k, num_sms, block_m, variant=variant)[0]
     return _config(best, k, variant, kind=kind)
+
+
+def masked_full_tiles(kind: GemmKind, rows_per_group: int, experts_full: bool, variant: Variant) -> bool:
+    """Whether masked FP8 experts take 256-row tiles: only when the caller says every expert is
+    full (``expected_m >= M_max``) and 256-row tiles pad an expert to no more rows than 128-row
+    ones (more than 128 rows, the last 256-row tile more than half full).
+
+    NOTES: with every expert full, the best 256-row tile beat the best 128-row one on all six
+    masked shapes of issue 4 (1x1024x4096x7168: 256x128 1225-1239 vs 128x128 1176-1181 TFLOPS;
+    4x256x4096x7168 1173-1198 vs 1115-1122; 1x1024x7168x2048 256x112 978-1003 vs 128x160 965-973).
+    With uneven counts 256 rows lost on 7 of 8 cases (4 experts of 450-538 rows: 671 vs 762; the
+    notebook's 8 experts of 89-1146 rows: 885 vs 919): fewer, unequal tiles balance worse. A typical
+    count below the capacity (the usual ``expected_m``) therefore keeps 128 rows
+    (``benchmarks/results/sweep-h200-2026-11-29-masked-256.json``).
+    """
+    if kind != GemmKind.M_GROUPED_MASKED or variant.ab_dtype != "fp8" or not experts_full:
+        return False
+    return rows_per_group > 128 and ceil_div(rows_per_group, 256) * 256 == ceil_div(rows_per_group, 128) * 128
 
 
 def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> str:

@@ -33,7 +33,7 @@ CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn), kind=kind)
     for bm, bn in ((128, 128), (128, 160), (64, 112), (64, 32))
     for kind in (GemmKind.M_GROUPED_CONTIGUOUS, GemmKind.M_GROUPED_CONTIGUOUS_PSUM, GemmKind.M_GROUPED_MASKED)
-] + [  # 256-row masked tiles (explicit configs only: docs/notes.md, "256-row tiles for masked experts")
+] + [  # 256-row masked tiles (experts said to be full: heuristics.masked_full_tiles)
     GemmConfig(256, bn, choose_stages(256, bn, k), kind=GemmKind.M_GROUPED_MASKED)
     for bn, k in ((128, 7168), (112, 2048), (96, 7168))
 ]

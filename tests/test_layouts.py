@@ -289,6 +289,38 @@ def test_choice_within_2_percent_of_measured_best(shape):
     assert chosen[0]["tflops"] >= 0.98 * best, (shape, config.describe(), chosen[0]["tflops"], best)
 
 
+MASKED_SWEEP = json.loads(
+    (Path(__file__).resolve().parent.parent / "benchmarks/results/sweep-h200-2026-11-29-masked-256.json").read_text()
+)["uniform"]
+
+
+@pytest.mark.parametrize("shape", sorted({r["shape"] for r in MASKED_SWEEP}))
+def test_masked_full_experts_take_the_fastest_measured_tile(shape):
+    """Masked experts said to be full (``expected_m >= M_max``) take the tile measured fastest on
+    the H200 with every expert full (256 rows on all six shapes of issue 4); a typical count below
+    the capacity keeps 128-row tiles (256 rows lost with uneven counts)."""
+    groups, rows, n, k = map(int, shape.split()[-1].split("x"))
+    measured = [r for r in MASKED_SWEEP if r["shape"] == shape]
+    full = heuristics.choose_grouped_config(GemmKind.M_GROUPED_MASKED, rows, groups, n, k, 132, experts_full=True)
+    best = max(measured, key=lambda r: r["tflops"])
+    assert (full.block_m, full.block_n, full.stages) == (best["bm"], best["bn"], best["stages"]), shape
+    typical = heuristics.choose_grouped_config(GemmKind.M_GROUPED_MASKED, rows - 1, groups, n, k, 132)
+    assert typical.block_m == 128
+
+
+def test_full_expert_tiles_only_where_they_pad_no_more():
+    """256-row tiles only for masked FP8 experts of more than 128 rows whose last 256-row tile is
+    more than half full; never for other kinds or BF16."""
+    fp8, bf16 = heuristics.INFERENCE, heuristics.INFERENCE._replace(ab_dtype="bf16")
+    masked = GemmKind.M_GROUPED_MASKED
+    assert [r for r in range(1, 1025) if heuristics.masked_full_tiles(masked, r, True, fp8)] == [
+        r for r in range(129, 1025) if r % 256 == 0 or r % 256 > 128
+    ]
+    assert not heuristics.masked_full_tiles(masked, 1024, False, fp8)
+    assert not heuristics.masked_full_tiles(masked, 1024, True, bf16)
+    assert not heuristics.masked_full_tiles(GemmKind.M_GROUPED_CONTIGUOUS, 1024, True, fp8)
+
+
 @pytest.mark.parametrize("k", (128, 512, 1024, 1152, 2048, 16384))
 def test_choose_stages(k):
     for block_m, block_n in LEGAL_TILES:
