@@ -41,6 +41,11 @@ Kinds (:class:`schedulers.raster.GemmKind`), with the same arithmetic as the pla
   :func:`schedulers.raster.split_k_range` gives it, and the kernel sums the ``S`` partial tiles.
 
 Every other kind reads K blocks ``[0, num_k_blocks)``.
+
+The raster order's divisions by run-time values (tiles per band, the last band's width, tiles per
+expert) go through FastDivmod divisors the kernel's host function builds once per launch
+(:func:`make_raster_divisors`); the masked kind, whose experts each have their own M blocks, keeps
+plain divisions.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ import cutlass.cute as cute
 from cutlass import Boolean, Int32
 from cutlass.cutlass_dsl import extract_mlir_values, new_from_mlir_values
 
-from schedulers.raster import GemmKind, psum_expert_rows, rasterize, split_k_range
+from schedulers.raster import GemmKind, last_band_width, psum_expert_rows, rasterize, split_k_range
 
 
 class WorkTile(NamedTuple):
@@ -64,6 +69,29 @@ class WorkTile(NamedTuple):
     is_valid: Boolean
     k_block0: Int32  # first K block (k-grouped: the expert's offset in the stacked K), else 0
     num_k_blocks: Int32  # K blocks of this tile
+
+
+def make_raster_divisors(
+    kind: GemmKind, num_m_blocks, num_n_blocks, group: int, along_m: bool, cluster_mn=(1, 1)
+) -> tuple:
+    """FastDivmod divisors of the raster order's run-time divisions (:func:`schedulers.raster.rasterize`):
+    ``(band, last band[, tiles per expert])``; none for the masked kind, whose experts have run-time M
+    blocks each. Built once per launch: the kernel's host function makes them and passes them in
+    (built in the kernel they would cost every CTA a 64-bit division at start)."""
+    if kind == GemmKind.M_GROUPED_MASKED:
+        return ()
+    cm, cn = cluster_mn
+    units_m, units_n = (num_m_blocks + cm - 1) // cm, (num_n_blocks + cn - 1) // cn
+    if kind == GemmKind.K_GROUPED:
+        units_m, units_n = num_m_blocks, num_n_blocks  # per expert, no cluster
+    primary, secondary = (units_m, units_n) if along_m else (units_n, units_m)
+    divisors = (
+        cute.fast_divmod_create_divisor_v2(cutlass.max(secondary * group, 1)),
+        cute.fast_divmod_create_divisor_v2(last_band_width(primary, group)),
+    )
+    if kind == GemmKind.K_GROUPED:
+        divisors += (cute.fast_divmod_create_divisor_v2(cutlass.max(num_m_blocks * num_n_blocks, 1)),)
+    return divisors
 
 
 class PersistentTileScheduler:
@@ -81,6 +109,7 @@ class PersistentTileScheduler:
         cluster_mn=(1, 1),
         group_info: cute.Tensor | None = None,
         split_k: int = 1,
+        divisors: tuple | None = None,
     ):
         self.kind = kind
         self.num_m_blocks = Int32(num_m_blocks)  # contiguous/normal: blocks of all rows
@@ -92,6 +121,9 @@ class PersistentTileScheduler:
         self.cluster_mn = tuple(cluster_mn)
         self.group_info = group_info
         self.split_k = split_k
+        self.divisors = divisors
+        if divisors is None:
+            self.divisors = make_raster_divisors(kind, num_m_blocks, num_n_blocks, group, along_m, cluster_mn)
 
     # The DSL carries the scheduler through the dynamic tile loop: only run-time fields are IR values.
     def __extract_mlir_values__(self):
@@ -119,6 +151,7 @@ class PersistentTileScheduler:
             self.cluster_mn,
             info,
             self.split_k,
+            self.divisors,  # launch constants from the host: used in the loop, not carried by it
         )
 
     @property
@@ -174,11 +207,11 @@ class PersistentTileScheduler:
         k_block0 = Int32(0)
         num_k_blocks = self.num_k_blocks
         if cutlass.const_expr(self.kind == GemmKind.K_GROUPED):
-            expert_units = self.num_m_blocks * self.num_n_blocks
+            band, last_band, expert_units = self.divisors
             expert = unit // expert_units
             m_block, n_block = rasterize(
-                unit - expert * expert_units, self.num_m_blocks, self.num_n_blocks, self.group,
-                self.along_m, cutlass.min,
+                unit - expert * self.num_m_blocks * self.num_n_blocks, self.num_m_blocks,
+                self.num_n_blocks, self.group, self.along_m, cutlass.min, band, last_band,
             )
             # The expert's first K block: the K blocks of the experts before it.
             for g in range(cute.size(self.group_info)):
@@ -207,7 +240,8 @@ class PersistentTileScheduler:
             rows = cutlass.min(expert_rows - m_block * self.block_m, self.block_m)
         else:
             m_unit, n_unit = rasterize(
-                unit, self._units_m(), self._units_n(), self.group, self.along_m, cutlass.min
+                unit, self._units_m(), self._units_n(), self.group, self.along_m, cutlass.min,
+                *self.divisors,
             )
             m_block, n_block = m_unit, n_unit
             if cutlass.const_expr(self.split_k > 1):

@@ -52,21 +52,37 @@ def psum_expert_rows(prev_end, end, alignment: int = CONTIGUOUS_M_ALIGNMENT):
     return (prev_end + alignment - 1) // alignment * alignment, end
 
 
-def rasterize(tile_idx, num_m_blocks, num_n_blocks, group: int, along_m: bool, minimum=min):
+def rasterize(tile_idx, num_m_blocks, num_n_blocks, group: int, along_m: bool, minimum=min,
+              band_divisor=None, last_band_divisor=None):
     """Return ``(m_block, n_block)`` of linear tile ``tile_idx`` in the grouped order above.
 
     ``minimum`` is ``min`` for Python ints and ``cutlass.min`` for DSL values; everything else is
     ``//``, ``%``, ``*`` and ``+``, which both understand the same way for non-negative values.
+    ``band_divisor`` and ``last_band_divisor`` are the two run-time divisors, ``group`` times the
+    secondary blocks and :func:`last_band_width`; ``None`` uses the plain values. The kernel passes
+    FastDivmod divisors built once per launch.
+
+    NOTES: a division by a run-time value is ~25 SASS instructions and the tile loop waits for it;
+    a FastDivmod is a multiply-high and a shift. Full bands divide by ``group`` (a constant), and
+    the two cases are blended arithmetically so the same code serves Python and the DSL (no branch).
     """
     primary, secondary = (num_m_blocks, num_n_blocks) if along_m else (num_n_blocks, num_m_blocks)
-    band_tiles = group * secondary
-    band = tile_idx // band_tiles
+    band_tiles, last_width = group * secondary, last_band_width(primary, group)
+    band = tile_idx // (band_tiles if band_divisor is None else band_divisor)
     in_band = tile_idx - band * band_tiles
     first = band * group
-    width = minimum(primary - first, group)
-    p = first + in_band % width
-    s = in_band // width
+    full = minimum(primary - first, group) // group  # 1 in a band of `group`, 0 in a short last one
+    s_last = in_band // (last_width if last_band_divisor is None else last_band_divisor)
+    p_last = in_band - s_last * last_width
+    p = first + p_last + full * (in_band % group - p_last)
+    s = s_last + full * (in_band // group - s_last)
     return (p, s) if along_m else (s, p)
+
+
+def last_band_width(primary, group: int):
+    """Blocks of the primary mode in the last band (``group`` when it is full; 1..group, also for
+    ``primary = 0``). Python ints and DSL Int32 alike."""
+    return primary - (primary + group - 1) // group * group + group
 
 
 def split_k_range(num_k_blocks, split_k: int, rank):

@@ -23,7 +23,7 @@ from cute_gemm.promotion import promote, promote_per_column, split_candidates
 from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
 from layouts import tiles
-from schedulers.persistent import PersistentTileScheduler
+from schedulers.persistent import PersistentTileScheduler, make_raster_divisors
 from schedulers.raster import M_GROUPED_KINDS, GemmKind
 
 SMEM_CAPACITY = get_smem_capacity_in_bytes("sm_90")  # 232448 B = 227 KB per CTA
@@ -457,6 +457,10 @@ class Fp8GemmSm90:
             num_units = num_units * d.shape[2]
         cluster_x = self.launch_cluster_mn[0]
         num_clusters = cutlass.max(cutlass.min(num_units, num_sms // (cluster_x * cn)), 1)
+        divisors = make_raster_divisors(
+            self.kind, cute.ceil_div(d.shape[0], bM), cute.ceil_div(d.shape[1], bN), self.raster_group,
+            self.raster_along_m, self.cluster_mn,
+        )
         self.kernel(
             tiled_mma,
             tma_atom_a, tma_a,
@@ -466,6 +470,7 @@ class Fp8GemmSm90:
             tma_atom_d, tma_d, d,
             sfb, group_info,
             a_smem_layout, b_smem_layout, epi_smem_layout,
+            divisors,
         ).launch(
             grid=[num_clusters * cluster_x, cn, 1],
             block=[self.threads_per_cta, 1, 1],
@@ -497,6 +502,7 @@ class Fp8GemmSm90:
         a_smem_layout: cute.ComposedLayout,
         b_smem_layout: cute.ComposedLayout,
         epi_smem_layout: cute.ComposedLayout,
+        raster_divisors: tuple,
     ):
         bM, bN, bK = self.tile_shape_mnk
         tidx, _, _ = cute.arch.thread_idx()
@@ -553,7 +559,7 @@ class Fp8GemmSm90:
             cute.arch.setmaxregister_decrease(self.producer_registers)
             if warp_idx == 0:
                 self.load(
-                    group_info, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
+                    group_info, raster_divisors, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
                     tma_atom_a, mA_mk, sA,
                     tma_atom_b, mB_nk, sB,
                     tma_atom_sfa, mSFA_mk, sSFA,
@@ -563,7 +569,7 @@ class Fp8GemmSm90:
         else:
             cute.arch.setmaxregister_increase(self.math_registers)
             self.mma_and_epilogue(
-                group_info, num_k_blocks, mainloop, tiled_mma,
+                group_info, raster_divisors, num_k_blocks, mainloop, tiled_mma,
                 sA, sB, sSFA, sSFB, mSFB_nk,
                 tma_atom_d, mD_mn, d_real, sD, tidx - 128, warp_idx,
                 sRed, split_k_full, split_k_empty,
@@ -603,9 +609,10 @@ class Fp8GemmSm90:
         )
 
     def make_scheduler(
-        self, mD: cute.Tensor, num_k_blocks: Int32, group_info: cute.Tensor
+        self, mD: cute.Tensor, num_k_blocks: Int32, group_info: cute.Tensor, raster_divisors: tuple
     ) -> PersistentTileScheduler:
-        """The tile schedule both roles walk (:mod:`schedulers.persistent`)."""
+        """The tile schedule both roles walk (:mod:`schedulers.persistent`); ``raster_divisors``
+        come from the host (:func:`schedulers.persistent.make_raster_divisors`)."""
         bM, bN, _ = self.tile_shape_mnk
         return PersistentTileScheduler(
             self.kind,
@@ -618,6 +625,7 @@ class Fp8GemmSm90:
             self.cluster_mn,
             group_info if self.kind != GemmKind.NORMAL else None,
             self.split_k,
+            raster_divisors,
         )
 
     @cute.jit
@@ -647,6 +655,7 @@ class Fp8GemmSm90:
     def load(
         self,
         group_info: cute.Tensor,
+        raster_divisors: tuple,
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         cta_layout_mnk: cute.Layout,
@@ -696,7 +705,7 @@ class Fp8GemmSm90:
                 cute.group_modes(sSFB, 0, 2), cute.group_modes(gSFB, 0, 2),
             )
         state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Producer, self.stages)
-        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info)
+        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info, raster_divisors)
         unit = sched.first_unit()
         num_units = sched.num_units()
         while unit < num_units:
@@ -736,6 +745,7 @@ class Fp8GemmSm90:
     def mma_and_epilogue(
         self,
         group_info: cute.Tensor,
+        raster_divisors: tuple,
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma,
@@ -794,7 +804,7 @@ class Fp8GemmSm90:
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
         num_tiles_done = Int32(0)
-        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info)
+        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info, raster_divisors)
         unit = sched.first_unit()
         num_units = sched.num_units()
         while unit < num_units:
@@ -932,7 +942,7 @@ class Fp8GemmSm90:
                 # After the last wave, release the stage before the FFMAs: the producer refills it
                 # while we promote.
                 if cutlass.const_expr(w == self.num_waves - 1):
-                    mainloop.consumer_release(state)
+                    self.release_stage(mainloop, state)
                 self.promote_block(w, accs[w], partial, sfb, promote_args)
             state.advance()
             sfb = sfb_next
@@ -1007,7 +1017,7 @@ class Fp8GemmSm90:
         self.load_row_scales(0, fresh, state.index, promote_args)
         self.issue_wgmmas(0, state.index, mma_args, partials[fresh])
         warpgroup.wait_group(1)
-        mainloop.consumer_release(last)
+        self.release_stage(mainloop, last)
         self.promote_block(1 - fresh, accs[self.num_waves - 1], partials[1 - fresh], sfb, promote_args)
         return sfb_new
 
@@ -1031,8 +1041,24 @@ class Fp8GemmSm90:
             self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
         slot = newest if self.num_waves == 1 else 1
         warpgroup.wait_group(0)
-        mainloop.consumer_release(last)
+        self.release_stage(mainloop, last)
         self.promote_block(slot, accs[self.num_waves - 1], partials[slot], sfb, promote_args)
+
+    @cute.jit
+    def release_stage(self, mainloop: pipeline.PipelineTmaAsync, state):
+        """Give a mainloop stage back to the producer: one arrive per math warp (in every CTA that
+        received the stage by multicast).
+
+        NOTES: the pipeline's own release tests a per-lane predicate (lane < cluster size) that
+        ptxas, short of registers, recomputes every K block from ``SR_TID.X``: a long-latency S2R
+        between the WGMMA issues (128x160 tiles ran 2-11% slower when it appeared there). Without
+        a cluster one elected lane arrives instead (``ELECT``, no thread index needed).
+        """
+        if cutlass.const_expr(self.cluster_mn == (1, 1)):
+            with cute.arch.elect_one():
+                mainloop.sync_object_empty.arrive(state.index, mainloop.consumer_mask)
+        else:
+            mainloop.consumer_release(state)
 
     @cute.jit
     def issue_wgmmas(self, w: cutlass.Constexpr, stage_index: Int32, mma_args, partial: cute.Tensor):
