@@ -187,6 +187,33 @@ def test_degenerate_groups():
     ]
 
 
+@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("along_m", (True, False))
+def test_precomputed_divisors_give_the_documented_order(group, along_m):
+    """The kernel passes the two run-time divisors precomputed (FastDivmod); given as plain ints
+    they must reproduce the documented order for every shape, short last bands included."""
+    for num_m_blocks in range(1, 37):
+        for num_n_blocks in (1, 2, 3, 7, 16, 17):
+            primary, secondary = (num_m_blocks, num_n_blocks) if along_m else (num_n_blocks, num_m_blocks)
+            divisors = (group * secondary, raster.last_band_width(primary, group))
+            order = [
+                rasterize(t, num_m_blocks, num_n_blocks, group, along_m, min, *divisors)
+                for t in range(num_m_blocks * num_n_blocks)
+            ]
+            assert order == documented_order(num_m_blocks, num_n_blocks, group, along_m)
+
+
+def test_last_band_width():
+    """The primary blocks of the last band: ``group`` when the bands divide evenly, never 0 (a
+    FastDivmod divisor), also for an empty mode."""
+    for group in GROUPS:
+        assert raster.last_band_width(0, group) == group
+        for primary in range(1, 100):
+            expected = primary - (math.ceil(primary / group) - 1) * group
+            assert raster.last_band_width(primary, group) == expected
+            assert 1 <= expected <= group
+
+
 @pytest.mark.parametrize(
     "num_tiles,num_sms,expected", [(0, 132, 1), (1, 132, 1), (131, 132, 131), (132, 132, 132),
                                    (133, 132, 132), (10**6, 132, 132), (5, 1, 1), (0, 1, 1)]
