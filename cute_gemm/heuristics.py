@@ -20,7 +20,9 @@ are then tried for 65..128 rows too), while every split CTA fits in one wave, wi
 :data:`SPLIT_K_MIN_K_BLOCKS` to :data:`SPLIT_K_MAX_K_BLOCKS` K blocks per CTA (the measured window),
 and for tiles at most 128 wide (wider ones spill registers around the reduction). Measured on the H200: 64x4096x7168 64x64 split 2
 346-350 TFLOPS vs 312 for 64x32, 128x4096x7168 128x64 split 2 543 vs 508 for 128x32, 128x2112x7168
-64x64 split 2 341 vs 278; at 8 K blocks per CTA (K = 2048) splitting lost 30% (docs/notes.md). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
+64x64 split 2 341 vs 278; at 8 K blocks per CTA (K = 2048) splitting lost 30%; 32-wide tiles
+(two 16-column epilogue pieces) split too: 64x2112x7168 64x32 split 2 8.05 us vs 9.1 for 64x16
+(docs/notes.md). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
 :func:`explain`'s table to stderr the first time a shape is seen.
 
 The training variants (per-row B scales, fp32 output, accumulation; :class:`Variant`) use the same

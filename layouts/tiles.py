@@ -111,5 +111,7 @@ def legal_tiles(b_scale_rows: int = 128) -> list[tuple[int, int]]:
 
 
 def epilogue_tile(block_m: int, block_n: int) -> tuple[int, int]:
-    """The (rows, cols) of one epilogue piece written to smem and stored by one TMA store."""
-    return (min(block_m, WAVE_BLOCK_M), 32 if block_n % 32 == 0 else 16)
+    """The (rows, cols) of one epilogue piece written to smem and stored by one TMA store: 32
+    columns where they divide the tile, else 16; a 32-wide tile takes two 16-column pieces, so
+    that the two CTAs of a split-K pair can each store one."""
+    return (min(block_m, WAVE_BLOCK_M), 32 if block_n % 32 == 0 and block_n > 32 else 16)

@@ -138,7 +138,8 @@ def test_epilogue_tile_divides_the_tile(block_m, block_n):
     assert rows == min(block_m, 128)  # one 128-row wave at a time for 256-row tiles
     assert cols in (16, 32)
     assert block_n % cols == 0
-    assert cols == 32 or block_n % 32 != 0  # the wider piece whenever it fits
+    # the wider piece whenever it fits, except in 32-wide tiles (two pieces, for split-K pairs)
+    assert cols == 32 or block_n % 32 != 0 or block_n == 32
 
 
 def test_tma_aligned_rows():
@@ -261,7 +262,13 @@ def test_split_k_candidates(m, n, k, num_sms):
 
 
 SWEEP = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json"
-SWEEP_ROWS = json.loads(SWEEP.read_text())["tiles"]
+# 32-wide tiles split across a pair (measured after they gained two epilogue pieces): for the shapes
+# there, these rows (round 0) replace the older sweep's.
+SPLIT_32 = Path(__file__).parent.parent / "benchmarks/results/sweep-h200-2026-11-29-split-32.json"
+_SPLIT_32_ROWS = [r for r in json.loads(SPLIT_32.read_text())["tiles"] if r["round"] == 0]
+SWEEP_ROWS = [
+    r for r in json.loads(SWEEP.read_text())["tiles"] if r["shape"] not in {s["shape"] for s in _SPLIT_32_ROWS}
+] + _SPLIT_32_ROWS
 
 
 def _measured_choice(shape: str) -> GemmConfig:
@@ -279,12 +286,14 @@ def _measured_choice(shape: str) -> GemmConfig:
 
 @pytest.mark.parametrize("shape", sorted({r["shape"] for r in SWEEP_ROWS}))
 def test_choice_within_2_percent_of_measured_best(shape):
-    """On every shape of the H200 sweep (18 dense, 4 contiguous, 7 masked), the heuristic's tile
-    runs within 2% of the fastest tile measured without a cluster; on all 29 it is the fastest."""
+    """On every shape of the H200 sweeps (18 dense, 4 contiguous, 7 masked, and 6 small-M shapes
+    measured with split 32-wide tiles), the heuristic's tile runs within 2% of the fastest tile
+    measured without a cluster."""
     rows = [r for r in SWEEP_ROWS if r["shape"] == shape and r["cluster"] == [1, 1]]
     config = _measured_choice(shape)
     chosen = [r for r in rows if (r["bm"], r["bn"], r["split"]) == (config.block_m, config.block_n, config.split_k)]
     assert chosen, f"{shape}: {config.describe()} was not measured"
+    chosen.sort(key=lambda r: r["stages"] != config.stages)  # the chosen stages, where measured
     best = max(r["tflops"] for r in rows)
     assert chosen[0]["tflops"] >= 0.98 * best, (shape, config.describe(), chosen[0]["tflops"], best)
 
