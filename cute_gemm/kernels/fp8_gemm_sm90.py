@@ -559,7 +559,8 @@ class Fp8GemmSm90:
             cute.arch.setmaxregister_decrease(self.producer_registers)
             if warp_idx == 0:
                 self.load(
-                    group_info, raster_divisors, num_k_blocks, mainloop, cta_layout_mnk, cluster_coord_mnk,
+                    group_info, raster_divisors, num_k_blocks, mainloop, cta_layout_mnk,
+                    cluster_coord_mnk,
                     tma_atom_a, mA_mk, sA,
                     tma_atom_b, mB_nk, sB,
                     tma_atom_sfa, mSFA_mk, sSFA,
