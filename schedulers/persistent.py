@@ -4,7 +4,7 @@ Each role (producer, math) builds its own :class:`PersistentTileScheduler` from 
 arguments and walks the same static sequence; nothing is communicated between roles::
 
     sched = PersistentTileScheduler(kind, num_m_blocks, num_n_blocks, num_k_blocks, block_m, group,
-                                    along_m, cluster_mn, group_info)
+                                    along_m, cluster_mn, group_info, split_k, divisors)
     unit = sched.first_unit()
     num_units = sched.num_units()
     while unit < num_units:
@@ -71,19 +71,22 @@ class WorkTile(NamedTuple):
     num_k_blocks: Int32  # K blocks of this tile
 
 
+def cluster_units(num_blocks, cluster: int):
+    """Units (cluster tiles) along one mode of ``num_blocks`` tiles, ``cluster`` CTAs per unit."""
+    return (num_blocks + cluster - 1) // cluster
+
+
 def make_raster_divisors(
     kind: GemmKind, num_m_blocks, num_n_blocks, group: int, along_m: bool, cluster_mn=(1, 1)
 ) -> tuple:
     """FastDivmod divisors of the raster order's run-time divisions (:func:`schedulers.raster.rasterize`):
     ``(band, last band[, tiles per expert])``; none for the masked kind, whose experts have run-time M
     blocks each. Built once per launch: the kernel's host function makes them and passes them in
-    (built in the kernel they would cost every CTA a 64-bit division at start)."""
+    (built in the kernel they would cost every CTA a 64-bit division at start). Only the dense kind
+    has clusters, so a k-grouped expert's units are its tiles."""
     if kind == GemmKind.M_GROUPED_MASKED:
         return ()
-    cm, cn = cluster_mn
-    units_m, units_n = (num_m_blocks + cm - 1) // cm, (num_n_blocks + cn - 1) // cn
-    if kind == GemmKind.K_GROUPED:
-        units_m, units_n = num_m_blocks, num_n_blocks  # per expert, no cluster
+    units_m, units_n = cluster_units(num_m_blocks, cluster_mn[0]), cluster_units(num_n_blocks, cluster_mn[1])
     primary, secondary = (units_m, units_n) if along_m else (units_n, units_m)
     divisors = (
         cute.fast_divmod_create_divisor_v2(cutlass.max(secondary * group, 1)),
@@ -109,7 +112,7 @@ class PersistentTileScheduler:
         cluster_mn=(1, 1),
         group_info: cute.Tensor | None = None,
         split_k: int = 1,
-        divisors: tuple | None = None,
+        divisors: tuple = (),
     ):
         self.kind = kind
         self.num_m_blocks = Int32(num_m_blocks)  # contiguous/normal: blocks of all rows
@@ -121,9 +124,7 @@ class PersistentTileScheduler:
         self.cluster_mn = tuple(cluster_mn)
         self.group_info = group_info
         self.split_k = split_k
-        self.divisors = divisors
-        if divisors is None:
-            self.divisors = make_raster_divisors(kind, num_m_blocks, num_n_blocks, group, along_m, cluster_mn)
+        self.divisors = divisors  # make_raster_divisors's, built by the kernel's host function
 
     # The DSL carries the scheduler through the dynamic tile loop: only run-time fields are IR values.
     def __extract_mlir_values__(self):
@@ -172,10 +173,10 @@ class PersistentTileScheduler:
         return Int32(cute.arch.block_idx()[0]) // self.ctas_per_unit_x
 
     def _units_m(self) -> Int32:
-        return (self.num_m_blocks + self.cluster_mn[0] - 1) // self.cluster_mn[0]
+        return cluster_units(self.num_m_blocks, self.cluster_mn[0])
 
     def _units_n(self) -> Int32:
-        return (self.num_n_blocks + self.cluster_mn[1] - 1) // self.cluster_mn[1]
+        return cluster_units(self.num_n_blocks, self.cluster_mn[1])
 
     def _expert_rows(self, g) -> Int32:
         """``masked_m[g]`` clamped to ``[0, M_max]``: a bad count never reaches past the expert."""
