@@ -89,9 +89,9 @@ class Bf16GemmSm90(Fp8GemmSm90):
             # The previous K block's WGMMAs are done: its stage can be refilled.
             warpgroup.wait_group(self.num_waves)
             if k_block > 0:
-                mainloop.consumer_release(release)
+                self.release_stage(mainloop, release)
                 release.advance()
             state.advance()
         warpgroup.wait_group(0)
         if num_k_blocks > 0:
-            mainloop.consumer_release(release)
+            self.release_stage(mainloop, release)
