@@ -857,7 +857,7 @@ class Fp8GemmSm90:
         args = (tile.k_block0, tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
                 tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partials)
         if cutlass.const_expr(self.sfb_per_row):
-            self.k_loop(*args, None, Int32(0), Int32(0), chunk_cols, None)
+            self.k_loop(*args, None, chunk_cols, None)
         else:
             bN = self.block_n
             num_scale_n = mSFB_nk.shape[0]
@@ -870,7 +870,14 @@ class Fp8GemmSm90:
             if cutlass.const_expr(self.kind != GemmKind.NORMAL):
                 sfb_coord = sfb_coord + (tile.expert,)
             mSFB = mSFB_nk[sfb_coord]
-            args = args + (mSFB, scale_n0, scale_n1, chunk_cols)
+            # NOTES: the tile's two scale rows are sliced once per tile, so a K block's B scales
+            # cost two loads at base + 4 * k; indexing (scale_n, k) in the K loop rebuilt the
+            # 64-bit address from the tensor's shape and stride (two LDC.64, ~14 integer
+            # instructions) every K block.
+            sfb_rows = tuple(  # (Kb,) each
+                mSFB[cute.arch.make_warp_uniform(n), None] for n in (scale_n0, scale_n1)
+            )
+            args = args + (sfb_rows, chunk_cols)
             split_col = self._split_column(first_col)
             if cutlass.const_expr(isinstance(split_col, int)):
                 self.k_loop(*args, split_col)
@@ -883,14 +890,14 @@ class Fp8GemmSm90:
     def k_loop(
         self, k_block0: Int32, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        tCsSFB, tCrSFB, accs: list, partials: list, mSFB, scale_n0: Int32, scale_n1: Int32,
-        chunk_cols: cutlass.Constexpr, split_col: cutlass.Constexpr,
+        tCsSFB, tCrSFB, accs: list, partials: list, sfb_rows, chunk_cols: cutlass.Constexpr,
+        split_col: cutlass.Constexpr,
     ):
         """The mainloop of one tile: per K block and wave, WGMMA into a fresh partial, then promote.
 
-        Block B scales come from global memory (``mSFB``, the tile's two scale blocks ``scale_n0``
-        and ``scale_n1``, split at ``split_col``, from K block ``k_block0`` on); per-row B scales
-        from the stage (``tCsSFB``).
+        Block B scales come from global memory (``sfb_rows``, the tile's two rows of scale blocks,
+        split at ``split_col``, from K block ``k_block0`` on); per-row B scales from the stage
+        (``tCsSFB``).
         """
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
         state = pipeline.PipelineState(
@@ -901,24 +908,23 @@ class Fp8GemmSm90:
         sfb = (Float32(0.0), Float32(0.0))
         if cutlass.const_expr(not self.sfb_per_row):
             # An empty split-K range reads the tile's first K block (a valid index) and uses nothing.
-            sfb = self.load_block_b_scales(mSFB, scale_n0, scale_n1, cutlass.min(k_block0, mSFB.shape[1] - 1))
+            sfb = self.load_block_b_scales(sfb_rows, cutlass.min(k_block0, cute.size(sfb_rows[0]) - 1))
         mma_args = (tiled_mma, tCrA, tCrB)
         promote_args = (tCsSFA, tCrSFA, tCsSFB, tCrSFB, split_col, chunk_cols)
         if cutlass.const_expr(self.lag_promotion):
             self.k_loop_lagged(
-                k_block0, num_k_blocks, mainloop, state, sfb, mSFB, scale_n0, scale_n1,
-                mma_args, promote_args, accs, partials,
+                k_block0, num_k_blocks, mainloop, state, sfb, sfb_rows, mma_args, promote_args, accs, partials,
             )
         else:
             self.k_loop_serial(
-                k_block0, num_k_blocks, mainloop, state, sfb, mSFB, scale_n0, scale_n1,
-                mma_args, promote_args, accs, partials[0],
+                k_block0, num_k_blocks, mainloop, state, sfb, sfb_rows, mma_args, promote_args, accs,
+                partials[0],
             )
 
     @cute.jit
     def k_loop_serial(
         self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
-        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list, partial: cute.Tensor,
+        sfb_rows, mma_args, promote_args, accs: list, partial: cute.Tensor,
     ):
         """Per K block: each wave's WGMMAs into ``partial``, wait, promote (tiles wider than
         :data:`LAGGED_PROMOTION_MAX_BLOCK_N`: no registers left for a second partial)."""
@@ -928,9 +934,7 @@ class Fp8GemmSm90:
                 # NOTES: the B scales are loaded one K block ahead: a global load issued right
                 # before the wait stalled the WGMMA issue of wave 0 (the compiler places the scale
                 # products between the WGMMAs).
-                sfb_next = self.load_block_b_scales(
-                    mSFB, scale_n0, scale_n1, k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1)
-                )
+                sfb_next = self.load_block_b_scales(sfb_rows, k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1))
             mainloop.consumer_wait(state)
             # NOTES: this stage's scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
@@ -951,8 +955,7 @@ class Fp8GemmSm90:
     @cute.jit
     def k_loop_lagged(
         self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
-        mSFB, scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list,
-        partials: list,
+        sfb_rows, mma_args, promote_args, accs: list, partials: list,
     ):
         """Each wave's WGMMAs run while the wave issued before them is promoted. One-wave tiles:
         K block k goes into ``partials[k % 2]`` (and its row scales into slot ``k % 2``). Two-wave
@@ -978,22 +981,22 @@ class Fp8GemmSm90:
             state.advance()
             for pair in range((num_k_blocks - 1) // 2):
                 sfb = self.lagged_step(
-                    k_block0 + 2 * pair + 1, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
-                    mma_args, promote_args, accs, partials, 1,
+                    k_block0 + 2 * pair + 1, mainloop, state, last, sfb, sfb_rows, mma_args,
+                    promote_args, accs, partials, 1,
                 )
                 state.advance()
                 last.advance()
                 sfb = self.lagged_step(
-                    k_block0 + 2 * pair + 2, mainloop, state, last, sfb, mSFB, scale_n0, scale_n1,
-                    mma_args, promote_args, accs, partials, 0,
+                    k_block0 + 2 * pair + 2, mainloop, state, last, sfb, sfb_rows, mma_args,
+                    promote_args, accs, partials, 0,
                 )
                 state.advance()
                 last.advance()
             # one-wave tiles: the last block is in partials[0] when num_k_blocks is odd
             if num_k_blocks % 2 == 0:
                 sfb_last = self.lagged_step(
-                    k_block0 + num_k_blocks - 1, mainloop, state, last, sfb, mSFB, scale_n0,
-                    scale_n1, mma_args, promote_args, accs, partials, 1,
+                    k_block0 + num_k_blocks - 1, mainloop, state, last, sfb, sfb_rows, mma_args,
+                    promote_args, accs, partials, 1,
                 )
                 last.advance()
                 self.lagged_drain(mainloop, last, sfb_last, mma_args, promote_args, accs, partials, 1)
@@ -1002,15 +1005,14 @@ class Fp8GemmSm90:
 
     @cute.jit
     def lagged_step(
-        self, k_block: Int32, mainloop: pipeline.PipelineTmaAsync, state, last, sfb, mSFB,
-        scale_n0: Int32, scale_n1: Int32, mma_args, promote_args, accs: list,
-        partials: list, new: cutlass.Constexpr,
+        self, k_block: Int32, mainloop: pipeline.PipelineTmaAsync, state, last, sfb, sfb_rows,
+        mma_args, promote_args, accs: list, partials: list, new: cutlass.Constexpr,
     ):
         """Issue K block ``k_block`` (at ``state``; one-wave tiles: into ``partials[new]``, its
         row scales into slot ``new``), then release and promote the block at ``last`` (B scales
         ``sfb``) while it runs; a two-wave tile first issues the second wave of ``last``. Returns
         the issued block's B scales; the caller advances both states."""
-        sfb_new = self.load_block_b_scales(mSFB, scale_n0, scale_n1, k_block)  # 128x128 B scales only
+        sfb_new = self.load_block_b_scales(sfb_rows, k_block)  # 128x128 B scales only
         if cutlass.const_expr(self.num_waves == 2):
             self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
         fresh = new if self.num_waves == 1 else 0
@@ -1100,9 +1102,9 @@ class Fp8GemmSm90:
 
     @staticmethod
     @cute.jit
-    def load_block_b_scales(mSFB: cute.Tensor, scale_n0: Int32, scale_n1: Int32, k_block: Int32):
-        """The tile's two 128x128 B scales of one K block (global loads)."""
-        return mSFB[scale_n0, k_block], mSFB[scale_n1, k_block]
+    def load_block_b_scales(sfb_rows: tuple, k_block: Int32):
+        """The tile's two 128x128 B scales of one K block (global loads from its two scale rows)."""
+        return sfb_rows[0][k_block], sfb_rows[1][k_block]
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
         """The D store pipeline: one stage per ring buffer, or one stage for the whole tile (its
