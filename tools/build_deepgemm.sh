@@ -9,7 +9,7 @@
 set -euo pipefail
 tarball=$1 out=$2
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} PYTHONUNBUFFERED=1
-root=$(pwd) work=$(mktemp -d)
+work=$(mktemp -d)
 tar -xJf "$tarball" -C "$work"
 (cd "$work/DeepGEMM" && CC=/usr/bin/gcc CXX=/usr/bin/g++ LDSHARED="/usr/bin/g++ -shared" \
   python3 setup.py build > "$work/build.log" 2>&1) || { tail -20 "$work/build.log"; exit 1; }

@@ -9,20 +9,26 @@ medians is kept. ``calc_diff`` of each output is against our fp32 product of the
     DG_LIB=... python3 tools/deepgemm_compare.py warm I N   # JIT-compile DeepGEMM's kernels for cases i % N == I
     DG_LIB=... python3 tools/deepgemm_compare.py time 0 1 OUT.json
 """
-import json, os, sys, traceback
-import torch
-sys.path.insert(0, os.environ["DG_LIB"])
-import deep_gemm
-import cute_gemm
-from cute_gemm import calc_diff
-from cute_gemm.testing import make_fp8_gemm_problem, make_contiguous_problem, make_masked_problem
-from cute_gemm.timing import time_kernels
+import json
+import os
+import sys
+import traceback
 
-DENSE = [("dense", m, n, k) for m in (64, 128, 4096)
-         for n, k in ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048))]
-CONT = [("contiguous", g, m, n, k) for g, m, n, k in ((4, 8192, 4096, 7168), (4, 8192, 7168, 2048), (8, 4096, 4096, 7168), (8, 4096, 7168, 2048))]
-MASK = [("masked", g, m, n, k) for g, m, n, k in ((1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168), (2, 512, 7168, 2048), (4, 256, 4096, 7168), (4, 256, 7168, 2048))]
-CASES = DENSE + CONT + MASK
+import torch
+
+sys.path.insert(0, os.environ["DG_LIB"])
+import deep_gemm  # noqa: E402
+
+import cute_gemm  # noqa: E402
+from cute_gemm import calc_diff  # noqa: E402
+from cute_gemm.bench import CONTIGUOUS_SHAPES, MASKED_SHAPES, suite_shapes  # noqa: E402
+from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem, make_masked_problem  # noqa: E402
+from cute_gemm.timing import time_kernels  # noqa: E402
+
+# The benchmark's shapes (python -m cute_gemm.bench): the dense suite and both grouped lists.
+CASES = ([("dense",) + shape for shape in suite_shapes()]
+         + [("contiguous",) + shape for shape in CONTIGUOUS_SHAPES]
+         + [("masked",) + shape for shape in MASKED_SHAPES])
 
 
 def calls(case):
@@ -51,33 +57,39 @@ def calls(case):
     return ours, dg, p.d, d2, ref, 2 * g * m * n * k
 
 
-mode, part, nparts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rows = []
-for i, case in enumerate(CASES):
-    if i % nparts != part:
-        continue
-    try:
-        ours, dg, d, d2, ref, flops = calls(case)
-        dg()
-        torch.cuda.synchronize()
-        if mode == "warm":
-            print("warm", case, flush=True)
+def main(mode: str, part: int, nparts: int, out_path: str | None = None):
+    """``warm``: compile DeepGEMM's kernels for cases ``i % nparts == part``; ``time``: time
+    both libraries on them and write the rows to ``out_path`` as JSON."""
+    rows = []
+    for i, case in enumerate(CASES):
+        if i % nparts != part:
             continue
-        ours()
-        r = ref()
-        diffs = (calc_diff(d.float().reshape(r.shape), r), calc_diff(d2.float().reshape(r.shape), r))
-        t = {"ours": [], "deepgemm": []}
-        for _ in range(2):
-            t["ours"].append(time_kernels(ours))
-            t["deepgemm"].append(time_kernels(dg))
-        us = {key: min(v) for key, v in t.items()}
-        row = dict(case=list(case), us=us, tflops={k: flops / v / 1e6 for k, v in us.items()},
-                   runs=t, diff=dict(ours=diffs[0], deepgemm=diffs[1]))
-        rows.append(row)
-        print(f"{case}: ours {us['ours']:.1f}us {row['tflops']['ours']:.0f}TF | deepgemm {us['deepgemm']:.1f}us "
-              f"{row['tflops']['deepgemm']:.0f}TF | x {us['deepgemm'] / us['ours']:.3f} | diff {diffs[0]:.1e} {diffs[1]:.1e}", flush=True)
-        del r
-    except Exception:
-        print("FAILED", case, traceback.format_exc()[-1500:], flush=True)
-if mode == "time":
-    json.dump(rows, open(sys.argv[4], "w"), indent=1)
+        try:
+            ours, dg, d, d2, ref, flops = calls(case)
+            dg()
+            torch.cuda.synchronize()
+            if mode == "warm":
+                print("warm", case, flush=True)
+                continue
+            ours()
+            r = ref()
+            diffs = (calc_diff(d.float().reshape(r.shape), r), calc_diff(d2.float().reshape(r.shape), r))
+            t = {"ours": [], "deepgemm": []}
+            for _ in range(2):
+                t["ours"].append(time_kernels(ours))
+                t["deepgemm"].append(time_kernels(dg))
+            us = {key: min(v) for key, v in t.items()}
+            row = dict(case=list(case), us=us, tflops={k: flops / v / 1e6 for k, v in us.items()},
+                       runs=t, diff=dict(ours=diffs[0], deepgemm=diffs[1]))
+            rows.append(row)
+            print(f"{case}: ours {us['ours']:.1f}us {row['tflops']['ours']:.0f}TF | deepgemm {us['deepgemm']:.1f}us "
+                  f"{row['tflops']['deepgemm']:.0f}TF | x {us['deepgemm'] / us['ours']:.3f} | diff {diffs[0]:.1e} {diffs[1]:.1e}", flush=True)
+            del r
+        except Exception:
+            print("FAILED", case, traceback.format_exc()[-1500:], flush=True)
+    if mode == "time":
+        json.dump(rows, open(out_path, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:5])
