@@ -20,6 +20,9 @@ from pathlib import Path
 from cute_gemm.jit import GemmConfig, compile_fp8_gemm
 
 _OPCODE = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
+_INSTRUCTION = re.compile(r"^\s*/\*([0-9a-f]+)\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z]\S*)(.*?)\s*;")
+_LABEL = re.compile(r"^(\.L_x_\d+):")
+_BRANCH_TARGET = re.compile(r"`\((\.L_x_\d+)\)")
 
 
 def find_tool(name: str) -> str:
@@ -52,6 +55,11 @@ class CompileReport:
     opcodes: collections.Counter = field(repr=False)
     sass: str = field(repr=False)
 
+    def k_loop(self) -> KLoopMix:
+        """The main K loop's instructions (:func:`k_loop_mix`): per K block and math warp, 4 MMAs
+        per 128-row wave."""
+        return k_loop_mix(self.sass, 4 * max(1, self.config.block_m // 128))
+
     @property
     def spills(self) -> int:
         """Local-memory instructions (register spills or indexed register arrays)."""
@@ -64,6 +72,59 @@ class CompileReport:
             f"stack {self.stack_bytes} B, spills {self.spills}, smem {self.shared_memory_bytes} B, "
             f"QGMMA {o['QGMMA']}, FFMA {o['FFMA']}, UTMALDG {o['UTMALDG']}, UTMASTG {o['UTMASTG']}"
         )
+
+
+@dataclass
+class KLoopMix:
+    """The instructions of a kernel's main K loop: its most unrolled innermost loop holding MMAs."""
+
+    k_blocks: int  # K blocks one turn of the loop computes
+    opcodes: collections.Counter  # full opcodes (``FFMA``, ``QGMMA.64x128x32.F32.E4M3.E4M3``, ...)
+
+    def per_k_block(self) -> dict:
+        """Instructions per K block and math warp, by opcode without its modifiers."""
+        counts = collections.Counter()
+        for op, n in self.opcodes.items():
+            counts[op.split(".")[0]] += n
+        return {op: n / self.k_blocks for op, n in counts.most_common()}
+
+    def instructions_per_k_block(self) -> float:
+        return sum(self.opcodes.values()) / self.k_blocks
+
+
+def k_loop_mix(sass: str, mma_per_k_block: int) -> KLoopMix:
+    """Find the main K loop in ``sass`` and count its instructions.
+
+    A loop is a backward branch and the code from its target; innermost loops contain no other.
+    The wait-retry branches placed after the kernel body jump back into it, so their "loops" span
+    the main loop and are not innermost. Of the innermost loops with MMAs (``QGMMA``/``HGMMA``),
+    the one with the most is the unrolled main loop (others are remainders and prologues).
+    """
+    labels, instructions, pending = {}, [], []
+    for line in sass.splitlines():
+        if (label := _LABEL.match(line)) is not None:
+            pending.append(label.group(1))
+        elif (ins := _INSTRUCTION.match(line)) is not None:
+            address = int(ins.group(1), 16)
+            labels.update((name, address) for name in pending)
+            pending = []
+            instructions.append((address, ins.group(2), ins.group(3)))
+    loops = []
+    for index, (address, op, operands) in enumerate(instructions):
+        target = _BRANCH_TARGET.search(operands) if op == "BRA" else None
+        if target is not None and labels.get(target.group(1), address + 1) <= address:
+            start = next(i for i, ins in enumerate(instructions) if ins[0] == labels[target.group(1)])
+            loops.append((start, index))
+    innermost = [(a, b) for a, b in loops if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
+    best = None
+    for a, b in innermost:
+        opcodes = collections.Counter(op for _, op, _ in instructions[a:b + 1])
+        mmas = sum(n for op, n in opcodes.items() if op.startswith(("QGMMA", "HGMMA")))
+        if mmas and (best is None or mmas > best[0]):
+            best = (mmas, opcodes)
+    if best is None:
+        raise ValueError("no loop with MMA instructions found")
+    return KLoopMix(best[0] // mma_per_k_block, best[1])
 
 
 def opcode_counts(sass: str) -> collections.Counter:

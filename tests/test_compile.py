@@ -152,3 +152,22 @@ def test_split_k_reduces_through_distributed_shared_memory(report):
 
 def test_shared_memory_fits(report):
     assert report.shared_memory_bytes <= SMEM_CAPACITY, report.summary()
+
+
+K_LOOP_CONFIGS = [
+    GemmConfig(256, 128, 4),  # two waves, promoted in place
+    GemmConfig(128, 128, 5),  # one wave, lagged promotion
+    GemmConfig(128, 160, 5),  # one wave in place; its B-scale split column depends on the tile
+]
+
+
+@pytest.mark.parametrize("config", K_LOOP_CONFIGS, ids=_config_id)
+def test_k_loop_mix(config):
+    """The main K loop is found, and per K block and math warp it holds one wave's 4 WGMMAs and
+    one promotion (BLOCK_N / 2 FFMA) per 128-row wave."""
+    mix = compile_report(config).k_loop()
+    per_k_block = mix.per_k_block()
+    waves = max(1, config.block_m // 128)
+    assert mix.k_blocks >= 1
+    assert per_k_block["QGMMA"] == 4 * waves, per_k_block
+    assert per_k_block["FFMA"] == waves * config.block_n // 2, per_k_block
