@@ -536,6 +536,11 @@ TILE_CHANGES = [
       the other's WGMMAs run);
     - **FFMA**: fused multiply-adds, mostly the *promotion* (`acc += partial * sfa * sfb` after every
       K block, on the CUDA cores);
+    - **instr/K**: instructions per K block and math warp in the main K loop
+      (`report.k_loop()`: the innermost loop with the most WGMMAs, divided by the K blocks it
+      holds): the promotion's FFMAs (BLOCK_N / 2 per 128-row wave), 4 WGMMAs per wave, and the
+      loop's bookkeeping (barrier waits, scale loads, WGMMA descriptors). Everything but the FFMAs
+      and WGMMAs is overhead the tensor cores wait behind; DeepGEMM's 256x128 loop runs 192;
     - **spills**: local-memory loads/stores (`LDL`/`STL`): registers that did not fit. Must be 0;
     - **smem**: shared memory per CTA (stages x (A + B + A-scale tiles) + epilogue buffers), out of
       227 KB; **UTMALDG / UTMASTG**: TMA loads and stores.
@@ -547,7 +552,7 @@ TILE_CHANGES = [
     from cute_gemm.sass import compile_report
 
     reports = {}
-    print(f"{'config':14s} {'regs':>5s} {'QGMMA':>6s} {'FFMA':>6s} {'spills':>7s} {'stack':>6s} "
+    print(f"{'config':14s} {'regs':>5s} {'QGMMA':>6s} {'FFMA':>6s} {'instr/K':>8s} {'spills':>7s} {'stack':>6s} "
           f"{'smem KB':>8s} {'UTMALDG':>8s} {'UTMASTG':>8s} {'compile s':>10s}")
     for label, (change, (config, why)) in CHANGES.items():
         if config is None:
@@ -562,7 +567,8 @@ TILE_CHANGES = [
             print(f"{label:14s} {error}")
             continue
         o = r.opcodes
-        print(f"{label:14s} {r.registers:5d} {o['QGMMA']:6d} {o['FFMA']:6d} {r.spills:7d} {r.stack_bytes:6d} "
+        per_k = r.k_loop().instructions_per_k_block()
+        print(f"{label:14s} {r.registers:5d} {o['QGMMA']:6d} {o['FFMA']:6d} {per_k:8.1f} {r.spills:7d} {r.stack_bytes:6d} "
               f"{r.shared_memory_bytes / 1024:8.1f} {o['UTMALDG']:8d} {o['UTMASTG']:8d} {r.compile_seconds:10.1f}")
     """),
     md("""
