@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cute_gemm.jit import GemmConfig, compile_fp8_gemm
+from layouts.tiles import num_waves
 
 _OPCODE = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
 _INSTRUCTION = re.compile(r"^\s*/\*([0-9a-f]+)\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z]\S*)(.*?)\s*;")
@@ -58,7 +59,7 @@ class CompileReport:
     def k_loop(self) -> KLoopMix:
         """The main K loop's instructions (:func:`k_loop_mix`): per K block and math warp, 4 MMAs
         per 128-row wave."""
-        return k_loop_mix(self.sass, 4 * max(1, self.config.block_m // 128))
+        return k_loop_mix(self.sass, 4 * num_waves(self.config.block_m))
 
     @property
     def spills(self) -> int:
@@ -89,6 +90,7 @@ class KLoopMix:
         return {op: n / self.k_blocks for op, n in counts.most_common()}
 
     def instructions_per_k_block(self) -> float:
+        """All instructions of the loop per K block and math warp."""
         return sum(self.opcodes.values()) / self.k_blocks
 
 
@@ -109,12 +111,13 @@ def k_loop_mix(sass: str, mma_per_k_block: int) -> KLoopMix:
             labels.update((name, address) for name in pending)
             pending = []
             instructions.append((address, ins.group(2), ins.group(3)))
-    loops = []
+    index_of = {address: i for i, (address, _, _) in enumerate(instructions)}
+    loops = []  # (first, last) instruction indices of each backward branch's loop
     for index, (address, op, operands) in enumerate(instructions):
         target = _BRANCH_TARGET.search(operands) if op == "BRA" else None
-        if target is not None and labels.get(target.group(1), address + 1) <= address:
-            start = next(i for i, ins in enumerate(instructions) if ins[0] == labels[target.group(1)])
-            loops.append((start, index))
+        target_address = labels.get(target.group(1)) if target is not None else None
+        if target_address is not None and target_address <= address:
+            loops.append((index_of[target_address], index))
     innermost = [(a, b) for a, b in loops if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
     best = None
     for a, b in innermost:
