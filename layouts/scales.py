@@ -5,9 +5,10 @@ Global memory (what the torch API hands the kernel):
 - SFA ``[m, ceil(k/128)]`` fp32, **M-major** (stride ``(1, m_pad)``) with ``m_pad`` a multiple of 4, so
   each K-block column starts 16-byte aligned and TMA can load ``BLOCK_M`` scales of one K block in
   one box. :func:`tma_aligned_rows` gives ``m_pad``.
-- SFB ``[ceil(n/128), ceil(k/128)]`` fp32 (128x128 blocks), K-major; the math warps read the one or
-  two values a tile needs per K block straight from global memory (they are tiny and shared by the
-  whole tile).
+- SFB ``[ceil(n/128), ceil(k/128)]`` fp32 (128x128 blocks), K-major; the producer thread reads the
+  one or two values a tile needs per K block from global memory and stores them into the stage
+  (:func:`block_sfb_smem_layout`): too few bytes for TMA, and the math warps then read them with
+  two shared-memory loads like the row scales instead of a global load per K block.
 - SFB ``[n, ceil(k/128)]`` fp32 (1x128, the "1D1D" recipe of the training kernels), **N-major** and
   TMA-aligned like SFA: it travels through the pipeline too, ``BLOCK_N`` floats per stage.
 
@@ -43,6 +44,16 @@ def sfb_smem_layout(block_n: int, stages: int) -> cute.Layout:
     """Per-row (1x128) SFB pipeline buffer ``(BLOCK_N, 1, stages)``: one K block of B row scales per
     stage, each stage starting 128-byte aligned (:func:`sfb_stage_floats` apart)."""
     return _per_row_scales_smem_layout(block_n, stages, sfb_stage_floats(block_n))
+
+
+BLOCK_SFB_FLOATS = 2
+"""128x128 B scales a tile needs per K block: its first scale block's and the next one's (read for
+columns from the tile's split column on)."""
+
+
+def block_sfb_smem_layout(stages: int) -> cute.Layout:
+    """128x128 SFB stage buffer ``(2, stages)``: the tile's two B scales of each stage's K block."""
+    return cute.make_layout((BLOCK_SFB_FLOATS, stages), stride=(1, BLOCK_SFB_FLOATS))
 
 
 def sfb_stage_floats(block_n: int) -> int:

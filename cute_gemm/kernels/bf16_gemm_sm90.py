@@ -61,7 +61,7 @@ class Bf16GemmSm90(Fp8GemmSm90):
     def mma_tile(
         self, tile, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA, tCrSFA,
-        tCsSFB, tCrSFB, accs: list, partials, mSFB_nk, chunk_cols: cutlass.Constexpr,
+        tCsSFB, tCrSFB, accs: list, partials, chunk_cols: cutlass.Constexpr,
         candidates: cutlass.Constexpr,
     ):
         """All K blocks of one tile into ``accs`` (the scale arguments are unused: no scales)."""

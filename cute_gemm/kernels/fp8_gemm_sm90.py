@@ -19,6 +19,7 @@ from cutlass.cute.nvgpu import OperandMajorMode, cpasync, warpgroup
 from cutlass.memory import SmemAllocator, get_smem_capacity_in_bytes
 from cutlass.tensor_utils import LayoutEnum
 
+from cute_gemm.kernels.mbarrier import wait_phase
 from cute_gemm.promotion import promote, promote_per_column, split_candidates
 from layouts import scales as scale_layouts
 from layouts import smem as smem_layouts
@@ -31,6 +32,8 @@ MIN_EPILOGUE_BUFFERS = 2
 BARRIER_BYTES = 1024  # mbarriers and alignment slack
 OUT_DTYPES = {"bf16": cutlass.BFloat16, "fp32": Float32}
 """Output element types by name (``GemmConfig.out_dtype``)."""
+B_SCALE_CHUNK = 32
+"""K blocks of 128x128 B scales the B-scale warp loads at once (one per lane)."""
 LAGGED_PROMOTION_MAX_BLOCK_N = {1: 128, 2: 96}
 """Widest tile that promotes lagged (:meth:`Fp8GemmSm90.k_loop_lagged`), by WGMMA waves per K
 block. One wave: an accumulator and two partials of BLOCK_N / 2 registers each; at 144 the second
@@ -67,10 +70,14 @@ def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: 
 
 
 def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
-    """Shared memory of one pipeline stage: :func:`_stage_bytes` with the SFB stage 128-byte aligned."""
-    per_row_sfb = b_scale_rows == 1 and ab_dtype == "fp8"
-    padding = scale_layouts.sfb_stage_floats(block_n) - block_n if per_row_sfb else 0
-    return _stage_bytes(block_m, block_n, b_scale_rows, ab_dtype) + padding * 4
+    """Shared memory of one pipeline stage: :func:`_stage_bytes` with the per-row SFB stage 128-byte
+    aligned, or with the two 128x128 B scales the B-scale warp stores (not TMA)."""
+    extra_floats = 0
+    if ab_dtype == "fp8" and b_scale_rows == 1:
+        extra_floats = scale_layouts.sfb_stage_floats(block_n) - block_n
+    elif ab_dtype == "fp8":
+        extra_floats = scale_layouts.BLOCK_SFB_FLOATS
+    return _stage_bytes(block_m, block_n, b_scale_rows, ab_dtype) + extra_floats * 4
 
 
 def math_threads(block_m: int) -> int:
@@ -187,7 +194,9 @@ class Fp8GemmSm90:
     - warpgroup 0, the **producer** (``setmaxnreg`` down to 40): warp 0's elected thread walks the
       tile schedule and, per K block, issues TMA loads of the A tile, the B tile and the tile's
       BLOCK_M scales of A (with per-row B scales, its BLOCK_N scales of B too) into one stage of
-      the mainloop pipeline. Warps 1-3 only give registers back.
+      the mainloop pipeline. With 128x128 B scales, warp 1 (the **B-scale** warp) walks the same
+      schedule and stores the tile's two B scales of each K block into the stage
+      (:meth:`load_b_scales`). The other warps only give registers back.
     - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
       per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
@@ -205,8 +214,9 @@ class Fp8GemmSm90:
 
     Pipelines:
 
-    - ``mainloop`` (``PipelineTmaAsync``, ``stages`` deep): producer = 1 thread (arrive + tx bytes
-      = A + B + SFA (+ per-row SFB) bytes of a stage); consumer arrive count = math warps x (cluster_m + cluster_n
+    - ``mainloop`` (``PipelineTmaAsync``, ``stages`` deep): producer arrive count 1, or 2 with
+      128x128 B scales: the TMA thread's arrive + tx bytes (A + B + SFA (+ per-row SFB) bytes of a
+      stage) and the B-scale warp's arrive after its stores; consumer arrive count = math warps x (cluster_m + cluster_n
       - 1): one elected lane per math warp releases a stage in its own CTA and in the peer that
       multicast into it.
     - ``epilogue store`` (``PipelineTmaStore``, 2 buffers): the storing warp commits a TMA store
@@ -306,6 +316,8 @@ class Fp8GemmSm90:
         self.b_scale_rows, self.accumulate = b_scale_rows, accumulate
         self.scaled = ab_dtype == "fp8"
         self.sfb_per_row = self.scaled and b_scale_rows == 1
+        # 128x128 B scales: stored into the stages by the B-scale warp (:meth:`load_b_scales`)
+        self.block_b_scales = self.scaled and not self.sfb_per_row
         if self.sfb_per_row and cluster_m > 1 and (block_n // cluster_m) % scale_layouts.SMEM_ALIGN_FLOATS:
             # Each CTA of the pair loads half of the tile's B scales and multicasts it: the half
             # must start 128-byte aligned in shared memory.
@@ -441,7 +453,7 @@ class Fp8GemmSm90:
             sD: cute.struct.Align[
                 cute.struct.MemRange[d.element_type, cute.cosize(epi_smem_layout)], 1024
             ]
-            # SFA stages, then (per-row B scales) SFB stages
+            # SFA stages, then SFB stages (per-row B scales, or the tile's two 128x128 B scales)
             sScales: cute.struct.Align[cute.struct.MemRange[Float32, self.scale_floats()], 128]
             if cutlass.const_expr(self.split_k > 1):
                 # partials received (full, tx-counted) and slots free again (empty)
@@ -545,11 +557,15 @@ class Fp8GemmSm90:
         sSFA = None
         if cutlass.const_expr(self.scaled):
             sSFA = cute.make_tensor(storage.sScales.data_ptr(), scale_layouts.sfa_smem_layout(bM, self.stages))
-        # (bN, 1, stages), per-row B scales only
+        # per-row B scales: (bN, 1, stages); 128x128 B scales: (2, stages), stored by the producer
         sSFB = None
         if cutlass.const_expr(self.sfb_per_row):
             sSFB = cute.make_tensor(
                 storage.sScales.data_ptr() + bM * self.stages, scale_layouts.sfb_smem_layout(bN, self.stages)
+            )
+        elif cutlass.const_expr(self.scaled):
+            sSFB = cute.make_tensor(
+                storage.sScales.data_ptr() + bM * self.stages, scale_layouts.block_sfb_smem_layout(self.stages)
             )
 
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
@@ -567,11 +583,14 @@ class Fp8GemmSm90:
                     tma_atom_sfb, mSFB_tma, sSFB,
                     mD_mn,
                 )
+            if cutlass.const_expr(self.block_b_scales):
+                if warp_idx == 1:
+                    self.load_b_scales(group_info, raster_divisors, num_k_blocks, mainloop, mSFB_nk, sSFB, mD_mn)
         else:
             cute.arch.setmaxregister_increase(self.math_registers)
             self.mma_and_epilogue(
                 group_info, raster_divisors, num_k_blocks, mainloop, tiled_mma,
-                sA, sB, sSFA, sSFB, mSFB_nk,
+                sA, sB, sSFA, sSFB,
                 tma_atom_d, mD_mn, d_real, sD, tidx - 128, warp_idx,
                 sRed, split_k_full, split_k_empty,
             )
@@ -582,11 +601,11 @@ class Fp8GemmSm90:
             cute.arch.cluster_wait()
 
     def scale_floats(self) -> int:
-        """Floats of the scale buffers: SFA's stages, then per-row SFB's (128-byte aligned each);
-        one 128-byte block when there are no scales (bf16)."""
+        """Floats of the scale buffers: SFA's stages, then SFB's (per-row: 128-byte aligned stages;
+        128x128 blocks: two floats per stage); one 128-byte block when there are no scales (bf16)."""
         if not self.scaled:
             return scale_layouts.SMEM_ALIGN_FLOATS
-        sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else 0
+        sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else scale_layouts.BLOCK_SFB_FLOATS
         return (self.block_m + sfb) * self.stages
 
     def split_k_floats(self) -> int:
@@ -594,13 +613,14 @@ class Fp8GemmSm90:
         return split_k_bytes(self.block_m, self.block_n, self.split_k) // 4
 
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
-        """The A/B/SFA pipeline: 1 producer thread; a stage is free once every math warp of every
-        CTA that received it by multicast has released it (one arrive per warp per such CTA)."""
+        """The A/B/SFA pipeline: a stage is full once the TMA thread (and, with 128x128 B scales,
+        the B-scale warp) has arrived and its bytes have landed; it is free once every math warp of
+        every CTA that received it by multicast has released it (one arrive per warp per such CTA)."""
         cm, cn = self.cluster_mn
         return pipeline.PipelineTmaAsync.create(
             barrier_storage=barrier_ptr,
             num_stages=self.stages,
-            producer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread),
+            producer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread, 2 if self.block_b_scales else 1),
             consumer_group=pipeline.CooperativeGroup(
                 pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
             ),
@@ -667,7 +687,8 @@ class Fp8GemmSm90:
         tma_atom_sfb, mSFB_tma, sSFB,
         mD_mn: cute.Tensor,
     ):
-        """Producer role: per tile, per K block, TMA A, B, SFA (and per-row SFB) into the next free stage.
+        """Producer role: per tile, per K block, TMA A, B, SFA (and per-row SFB) into the next free
+        stage (the 128x128 B scales are the B-scale warp's, :meth:`load_b_scales`).
 
         In a cluster each CTA loads its slice of the shared operand and multicasts it to its peer.
         """
@@ -743,6 +764,77 @@ class Fp8GemmSm90:
         mainloop.producer_tail(state)
 
     @cute.jit
+    def tile_b_scale_rows(self, mSFB_nk: cute.Tensor, tile) -> tuple:
+        """The tile's two rows of 128x128 B scales, ``(Kb,)`` each: the scale block of its first
+        column and the next one (clamped to the last).
+
+        NOTES: sliced once per tile, so a K block's B scales cost two loads at base + 4 * k;
+        indexing (scale_n, k) per K block rebuilt the 64-bit address from the tensor's shape and
+        stride (two LDC.64, ~14 integer instructions) every K block.
+        """
+        num_scale_n = mSFB_nk.shape[0]
+        # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
+        scale_n0 = cutlass.min(tile.n_block * self.block_n // tiles.SCALE_BLOCK, num_scale_n - 1)
+        scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
+        # (Nb, Kb) scales of this tile's expert
+        sfb_coord = (None, None)
+        if cutlass.const_expr(self.kind != GemmKind.NORMAL):
+            sfb_coord = sfb_coord + (tile.expert,)
+        mSFB = mSFB_nk[sfb_coord]
+        return mSFB[scale_n0, None], mSFB[scale_n1, None]
+
+    @cute.jit
+    def load_b_scales(
+        self, group_info: cute.Tensor, raster_divisors: tuple, num_k_blocks: Int32,
+        mainloop: pipeline.PipelineTmaAsync, mSFB_nk: cute.Tensor, sSFB: cute.Tensor, mD_mn: cute.Tensor,
+    ):
+        """B-scale role (128x128 B scales): per tile, per K block, store the tile's two B scales into
+        the next stage and arrive on its full barrier (the second of its two arrivals).
+
+        NOTES: four bytes per scale block are too few for TMA. In shared memory the math warps
+        read them like the row scales (two ``LDS``) instead of loading them from global memory per
+        K block (a 64-bit address, a clamp and an ``LDG`` whose latency the lagged loop could not
+        always hide). Their loads must stay off the TMA thread: loaded there, one K block ahead,
+        their latency held up the TMA issue whenever the stages were free (128x128,
+        32768x7168x2048: 1260-1280 TFLOPS against 1350 with no B-scale loads, H200). This warp
+        loads them :data:`B_SCALE_CHUNK` K blocks at a time, one per lane, and may run
+        ``stages`` K blocks ahead of the math warps, which hides a load's latency. The K block's
+        two scales are shuffled from the lane that holds them; one elected lane stores them and
+        arrives, so its arrive (release semantics) orders its own stores before the consumers'
+        wait completes (with every lane storing the same values and one arriving, racecheck
+        reported the other lanes' stores as racing with the math warps' reads).
+        """
+        state = pipeline.make_pipeline_state(pipeline.PipelineUserType.Producer, self.stages)
+        sched = self.make_scheduler(mD_mn, num_k_blocks, group_info, raster_divisors)
+        unit = sched.first_unit()
+        num_units = sched.num_units()
+        while unit < num_units:
+            tile = sched.tile(unit)
+            if tile.is_valid:
+                sfb_rows = self.tile_b_scale_rows(mSFB_nk, tile)
+                chunk = (Float32(0.0), Float32(0.0))
+                for tile_k_block in range(tile.num_k_blocks):
+                    if tile_k_block % B_SCALE_CHUNK == 0:
+                        chunk = self.load_b_scale_chunk(sfb_rows, tile.k_block0 + tile_k_block)
+                    chunk_k_block = tile_k_block % B_SCALE_CHUNK
+                    sfb0 = cute.arch.shuffle_sync(chunk[0], chunk_k_block)
+                    sfb1 = cute.arch.shuffle_sync(chunk[1], chunk_k_block)
+                    mainloop.sync_object_empty.wait(state.index, state.phase)
+                    with cute.arch.elect_one():
+                        sSFB[0, state.index] = sfb0
+                        sSFB[1, state.index] = sfb1
+                        cute.arch.mbarrier_arrive(mainloop.sync_object_full.get_barrier(state.index))
+                    state.advance()
+            unit += sched.stride
+
+    @cute.jit
+    def load_b_scale_chunk(self, sfb_rows: tuple, k_block: Int32) -> tuple:
+        """The B scales of :data:`B_SCALE_CHUNK` K blocks from ``k_block`` on, one K block per lane
+        (clamped to the last K block): ``(scale of the first column's block, of the next one)``."""
+        k = cutlass.min(k_block + cute.arch.lane_idx(), cute.size(sfb_rows[0]) - 1)
+        return sfb_rows[0][k], sfb_rows[1][k]
+
+    @cute.jit
     def mma_and_epilogue(
         self,
         group_info: cute.Tensor,
@@ -750,7 +842,7 @@ class Fp8GemmSm90:
         num_k_blocks: Int32,
         mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma,
-        sA: cute.Tensor, sB: cute.Tensor, sSFA: cute.Tensor, sSFB, mSFB_nk: cute.Tensor,
+        sA: cute.Tensor, sB: cute.Tensor, sSFA: cute.Tensor, sSFB,
         tma_atom_d: cute.CopyAtom, mD_mn: cute.Tensor, d_real: cute.Tensor, sD: cute.Tensor,
         math_tidx: Int32,
         warp_idx: Int32,
@@ -762,15 +854,25 @@ class Fp8GemmSm90:
         # Operand fragments come from the warpgroup's slice (smem descriptors are per warpgroup);
         # anything read by value per accumulator element needs the per-thread slice.
         thr_mma = tiled_mma.get_slice(math_tidx)
+        # WGMMA operand descriptors are per warpgroup: the operand fragments are sliced with the
+        # warpgroup's first thread (warp-uniform). NOTES: sliced per thread, ptxas built every
+        # descriptor in vector registers and moved it with R2UR (rematerialising the 0x40000040
+        # high word per WGMMA); warp-uniform, the arithmetic stays in uniform registers (256x128:
+        # 4096x4096x7168 1276 -> 1310-1314 TFLOPS, 4096x7168x16384 1317 -> 1351, H200). The lagged
+        # tiles lost 1-2% that way while the math warps loaded the B scales from global memory
+        # (likely cause, seen in the SASS: ptxas moved each loaded scale to a uniform register
+        # within the same K block, exposing the load's latency); reading them from the stage, the
+        # 128x128 tiles are faster warp-uniform (4096x7168x2048 1208 -> 1259, H200).
+        operand_mma = tiled_mma.get_slice(cute.arch.make_warp_uniform(math_tidx // 128 * 128))
         wave_m = self.wave_m
         # (wave_m, waves, bK, stages): the rows of each WGMMA wave
         sA_waves = cute.flat_divide(sA, (wave_m,))
         # per wave: (MMA, MMA_M, MMA_K, stages); and (MMA, MMA_N, MMA_K, stages)
         tCrA = [
-            tiled_mma.make_fragment_A(thr_mma.partition_A(sA_waves[(None, w, None, None)]))
+            tiled_mma.make_fragment_A(operand_mma.partition_A(sA_waves[(None, w, None, None)]))
             for w in range(self.num_waves)
         ]
-        tCrB = tiled_mma.make_fragment_B(thr_mma.partition_B(sB))
+        tCrB = tiled_mma.make_fragment_B(operand_mma.partition_B(sB))
         # (bM, bN, RestM, RestN[, G])
         gD = cute.local_tile(mD_mn, (bM, bN), (None, None) + (None,) * (cute.rank(mD_mn) - 2))
         acc_shape = thr_mma.partition_C(cute.make_identity_tensor((wave_m, bN))).shape
@@ -801,6 +903,13 @@ class Fp8GemmSm90:
                 sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
             ))
             tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)  # per-row B scales never lag
+        elif cutlass.const_expr(self.scaled):
+            # the stage's two 128x128 B scales: read once per K block, or per slot when lagged
+            tCsSFB = sSFB
+            tCrSFB = [
+                cute.make_rmem_tensor((scale_layouts.BLOCK_SFB_FLOATS,), Float32)
+                for _ in range(self.scale_slots if self.lag_promotion else 1)
+            ]
 
         store = self.make_epilogue_store()
         k_blocks_done = Int32(0)
@@ -817,7 +926,7 @@ class Fp8GemmSm90:
             if has_work:
                 self.mma_tile(
                     tile, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB, tCsSFA, tCrSFA,
-                    tCsSFB, tCrSFB, accs, partials, mSFB_nk, chunk_cols, candidates,
+                    tCsSFB, tCrSFB, accs, partials, chunk_cols, candidates,
                 )
                 k_blocks_done += tile.num_k_blocks
                 d_coord = (None, None, tile.m_block, tile.n_block)
@@ -840,7 +949,7 @@ class Fp8GemmSm90:
     def mma_tile(
         self, tile, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        tCsSFB, tCrSFB, accs: list, partials: list, mSFB_nk: cute.Tensor,
+        tCsSFB, tCrSFB, accs: list, partials: list,
         chunk_cols: cutlass.Constexpr, candidates: cutlass.Constexpr,
     ):
         """All K blocks of one tile into ``accs`` (one accumulator per 128-row wave).
@@ -855,30 +964,11 @@ class Fp8GemmSm90:
         Per-row B scales (one per column) need no dispatch.
         """
         args = (tile.k_block0, tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
-                tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partials)
+                tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partials, chunk_cols)
         if cutlass.const_expr(self.sfb_per_row):
-            self.k_loop(*args, None, chunk_cols, None)
+            self.k_loop(*args, None)
         else:
-            bN = self.block_n
-            num_scale_n = mSFB_nk.shape[0]
-            first_col = tile.n_block * bN
-            # Clamped: a cluster's tile past the N edge computes on zeros and stores nothing.
-            scale_n0 = cutlass.min(first_col // tiles.SCALE_BLOCK, num_scale_n - 1)
-            scale_n1 = cutlass.min(scale_n0 + 1, num_scale_n - 1)
-            # (Nb, Kb) scales of this tile's expert
-            sfb_coord = (None, None)
-            if cutlass.const_expr(self.kind != GemmKind.NORMAL):
-                sfb_coord = sfb_coord + (tile.expert,)
-            mSFB = mSFB_nk[sfb_coord]
-            # NOTES: the tile's two scale rows are sliced once per tile, so a K block's B scales
-            # cost two loads at base + 4 * k; indexing (scale_n, k) in the K loop rebuilt the
-            # 64-bit address from the tensor's shape and stride (two LDC.64, ~14 integer
-            # instructions) every K block.
-            sfb_rows = tuple(  # (Kb,) each
-                mSFB[cute.arch.make_warp_uniform(n), None] for n in (scale_n0, scale_n1)
-            )
-            args = args + (sfb_rows, chunk_cols)
-            split_col = self._split_column(first_col)
+            split_col = self._split_column(tile.n_block * self.block_n)
             if cutlass.const_expr(isinstance(split_col, int)):
                 self.k_loop(*args, split_col)
             else:
@@ -890,14 +980,13 @@ class Fp8GemmSm90:
     def k_loop(
         self, k_block0: Int32, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
-        tCsSFB, tCrSFB, accs: list, partials: list, sfb_rows, chunk_cols: cutlass.Constexpr,
+        tCsSFB, tCrSFB, accs: list, partials: list, chunk_cols: cutlass.Constexpr,
         split_col: cutlass.Constexpr,
     ):
         """The mainloop of one tile: per K block and wave, WGMMA into a fresh partial, then promote.
 
-        Block B scales come from global memory (``sfb_rows``, the tile's two rows of scale blocks,
-        split at ``split_col``, from K block ``k_block0`` on); per-row B scales from the stage
-        (``tCsSFB``).
+        The B scales come from the stage (``tCsSFB``: per-row, or the two 128x128 block scales the
+        producer stored), split at ``split_col``.
         """
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
         state = pipeline.PipelineState(
@@ -905,37 +994,29 @@ class Fp8GemmSm90:
         )
         for w in cutlass.range_constexpr(self.num_waves):
             accs[w].fill(0.0)
-        sfb = (Float32(0.0), Float32(0.0))
-        if cutlass.const_expr(not self.sfb_per_row):
-            # An empty split-K range reads the tile's first K block (a valid index) and uses nothing.
-            sfb = self.load_block_b_scales(sfb_rows, cutlass.min(k_block0, cute.size(sfb_rows[0]) - 1))
         mma_args = (tiled_mma, tCrA, tCrB)
         promote_args = (tCsSFA, tCrSFA, tCsSFB, tCrSFB, split_col, chunk_cols)
         if cutlass.const_expr(self.lag_promotion):
-            self.k_loop_lagged(
-                k_block0, num_k_blocks, mainloop, state, sfb, sfb_rows, mma_args, promote_args, accs, partials,
-            )
+            self.k_loop_lagged(num_k_blocks, mainloop, state, mma_args, promote_args, accs, partials)
         else:
-            self.k_loop_serial(
-                k_block0, num_k_blocks, mainloop, state, sfb, sfb_rows, mma_args, promote_args, accs,
-                partials[0],
-            )
+            self.k_loop_serial(num_k_blocks, mainloop, state, mma_args, promote_args, accs, partials[0])
 
     @cute.jit
     def k_loop_serial(
-        self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
-        sfb_rows, mma_args, promote_args, accs: list, partial: cute.Tensor,
+        self, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, mma_args, promote_args,
+        accs: list, partial: cute.Tensor,
     ):
         """Per K block: each wave's WGMMAs into ``partial``, wait, promote (tiles wider than
-        :data:`LAGGED_PROMOTION_MAX_BLOCK_N`: no registers left for a second partial)."""
-        for k_block in range(num_k_blocks):
-            sfb_next = sfb
-            if cutlass.const_expr(not self.sfb_per_row):
-                # NOTES: the B scales are loaded one K block ahead: a global load issued right
-                # before the wait stalled the WGMMA issue of wave 0 (the compiler places the scale
-                # products between the WGMMAs).
-                sfb_next = self.load_block_b_scales(sfb_rows, k_block0 + cutlass.min(k_block + 1, num_k_blocks - 1))
-            mainloop.consumer_wait(state)
+        :data:`LAGGED_PROMOTION_MAX_BLOCK_N`: no registers left for a second partial).
+
+        NOTES: unrolled by four (DeepGEMM unrolls by eight): ptxas does not schedule across the
+        loop's back edge, so without unrolling the next block's barrier test (``TRYWAIT``) sits
+        between the last promotion FFMA and the next WGMMA issue; inside an unrolled body it moves
+        in among the FFMAs. 256x128: 203 -> 196 SASS instructions per K block and math warp
+        (DeepGEMM 192). Not with per-row B scales: 64x160 spilled unrolled.
+        """
+        for _ in cutlass.range(num_k_blocks, unroll=1 if self.sfb_per_row else 4):
+            wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
             # NOTES: this stage's scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
             # can be released right after the last wave's WGMMAs complete.
@@ -948,17 +1029,16 @@ class Fp8GemmSm90:
                 # while we promote.
                 if cutlass.const_expr(w == self.num_waves - 1):
                     self.release_stage(mainloop, state)
-                self.promote_block(w, accs[w], partial, sfb, promote_args)
+                self.promote_block(w, accs[w], partial, promote_args)
             state.advance()
-            sfb = sfb_next
 
     @cute.jit
     def k_loop_lagged(
-        self, k_block0: Int32, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, sfb,
-        sfb_rows, mma_args, promote_args, accs: list, partials: list,
+        self, num_k_blocks: Int32, mainloop: pipeline.PipelineTmaAsync, state, mma_args, promote_args,
+        accs: list, partials: list,
     ):
         """Each wave's WGMMAs run while the wave issued before them is promoted. One-wave tiles:
-        K block k goes into ``partials[k % 2]`` (and its row scales into slot ``k % 2``). Two-wave
+        K block k goes into ``partials[k % 2]`` (and its scales into slot ``k % 2``). Two-wave
         tiles: wave w into ``partials[w]`` (slot w), so block k's wave 1 runs while its wave 0 is
         promoted and block k+1's wave 0 while its wave 1 is.
 
@@ -966,86 +1046,76 @@ class Fp8GemmSm90:
         stopped during its FFMAs unless the other warpgroup happens to be out of phase; skipping
         the promotion made 128x128 tiles 15% faster. Lagged, 128x128 ran 4-10% faster on the
         M = 4096, grouped and split-K shapes, and 256x96 2-3% faster (H200, docs/notes.md). The
-        loop is unrolled by two K blocks so that each partial (and its row-scale slot) is a fixed
-        register set. A block's row scales go to their slot when it is issued, so its stage is
+        loop is unrolled by two K blocks so that each partial (and its scale slot) is a fixed
+        register set. A block's scales go to their slot when it is issued, so its stage is
         released as soon as its WGMMAs are done, before its promotion: releasing after the
         promotion (scales read from the stage then) was 2-4% slower. Other loop forms of the same
         WGMMA group sequence (one turn per K block, or per wave) made ptxas serialise every WGMMA
-        (remark C7514, docs/notes.md).
+        (remark C7514, docs/notes.md). The pair loop is unrolled by two more so that ptxas moves
+        the barrier test across every other pair boundary too (as :meth:`k_loop_serial`):
+        128x128 115.5 -> 113 and 256x96 184.5 -> 180.5 instructions per K block and math warp.
         """
         if num_k_blocks > 0:
-            mainloop.consumer_wait(state)
+            wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
             self.load_row_scales(0, 0, state.index, promote_args)
             self.issue_wgmmas(0, state.index, mma_args, partials[0])
             last = state.clone()
             state.advance()
-            for pair in range((num_k_blocks - 1) // 2):
-                sfb = self.lagged_step(
-                    k_block0 + 2 * pair + 1, mainloop, state, last, sfb, sfb_rows, mma_args,
-                    promote_args, accs, partials, 1,
-                )
+            for _ in cutlass.range((num_k_blocks - 1) // 2, unroll=2):
+                self.lagged_step(mainloop, state, last, mma_args, promote_args, accs, partials, 1)
                 state.advance()
                 last.advance()
-                sfb = self.lagged_step(
-                    k_block0 + 2 * pair + 2, mainloop, state, last, sfb, sfb_rows, mma_args,
-                    promote_args, accs, partials, 0,
-                )
+                self.lagged_step(mainloop, state, last, mma_args, promote_args, accs, partials, 0)
                 state.advance()
                 last.advance()
             # one-wave tiles: the last block is in partials[0] when num_k_blocks is odd
             if num_k_blocks % 2 == 0:
-                sfb_last = self.lagged_step(
-                    k_block0 + num_k_blocks - 1, mainloop, state, last, sfb, sfb_rows, mma_args,
-                    promote_args, accs, partials, 1,
-                )
+                self.lagged_step(mainloop, state, last, mma_args, promote_args, accs, partials, 1)
                 last.advance()
-                self.lagged_drain(mainloop, last, sfb_last, mma_args, promote_args, accs, partials, 1)
+                self.lagged_drain(mainloop, last, mma_args, promote_args, accs, partials, 1)
             else:
-                self.lagged_drain(mainloop, last, sfb, mma_args, promote_args, accs, partials, 0)
+                self.lagged_drain(mainloop, last, mma_args, promote_args, accs, partials, 0)
 
     @cute.jit
     def lagged_step(
-        self, k_block: Int32, mainloop: pipeline.PipelineTmaAsync, state, last, sfb, sfb_rows,
-        mma_args, promote_args, accs: list, partials: list, new: cutlass.Constexpr,
+        self, mainloop: pipeline.PipelineTmaAsync, state, last, mma_args, promote_args, accs: list,
+        partials: list, new: cutlass.Constexpr,
     ):
-        """Issue K block ``k_block`` (at ``state``; one-wave tiles: into ``partials[new]``, its
-        row scales into slot ``new``), then release and promote the block at ``last`` (B scales
-        ``sfb``) while it runs; a two-wave tile first issues the second wave of ``last``. Returns
-        the issued block's B scales; the caller advances both states."""
-        sfb_new = self.load_block_b_scales(sfb_rows, k_block)  # 128x128 B scales only
+        """Issue the K block at ``state`` (one-wave tiles: into ``partials[new]``, its scales into
+        slot ``new``), then release and promote the block at ``last`` while it runs; a two-wave tile
+        first issues the second wave of ``last``. The caller advances both states."""
         if cutlass.const_expr(self.num_waves == 2):
-            self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
+            self.lagged_second_wave(last, mma_args, promote_args, accs, partials)
         fresh = new if self.num_waves == 1 else 0
-        mainloop.consumer_wait(state)
+        wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
         self.load_row_scales(0, fresh, state.index, promote_args)
         self.issue_wgmmas(0, state.index, mma_args, partials[fresh])
         warpgroup.wait_group(1)
         self.release_stage(mainloop, last)
-        self.promote_block(1 - fresh, accs[self.num_waves - 1], partials[1 - fresh], sfb, promote_args)
-        return sfb_new
+        self.promote_block(1 - fresh, accs[self.num_waves - 1], partials[1 - fresh], promote_args)
 
     @cute.jit
-    def lagged_second_wave(self, last, sfb, mma_args, promote_args, accs: list, partials: list):
+    def lagged_second_wave(self, last, mma_args, promote_args, accs: list, partials: list):
         """Two-wave tiles: issue wave 1 of the block at ``last`` into ``partials[1]`` and promote
         its wave 0 while it runs."""
         self.load_row_scales(1, 1, last.index, promote_args)
         self.issue_wgmmas(1, last.index, mma_args, partials[1])
         warpgroup.wait_group(1)
-        self.promote_block(0, accs[0], partials[0], sfb, promote_args)
+        self.promote_block(0, accs[0], partials[0], promote_args)
 
     @cute.jit
     def lagged_drain(
-        self, mainloop: pipeline.PipelineTmaAsync, last, sfb, mma_args, promote_args, accs: list,
+        self, mainloop: pipeline.PipelineTmaAsync, last, mma_args, promote_args, accs: list,
         partials: list, newest: cutlass.Constexpr,
     ):
-        """Finish the last block (at ``last``, B scales ``sfb``; one-wave tiles: in
-        ``partials[newest]``): wait for its WGMMAs, release its stage, promote it."""
+        """Finish the last block (at ``last``; one-wave tiles: in ``partials[newest]``): wait for
+        its WGMMAs, release its stage, promote it."""
         if cutlass.const_expr(self.num_waves == 2):
-            self.lagged_second_wave(last, sfb, mma_args, promote_args, accs, partials)
+            self.lagged_second_wave(last, mma_args, promote_args, accs, partials)
         slot = newest if self.num_waves == 1 else 1
         warpgroup.wait_group(0)
         self.release_stage(mainloop, last)
-        self.promote_block(slot, accs[self.num_waves - 1], partials[slot], sfb, promote_args)
+        self.promote_block(slot, accs[self.num_waves - 1], partials[slot], promote_args)
 
     @cute.jit
     def release_stage(self, mainloop: pipeline.PipelineTmaAsync, state):
@@ -1079,8 +1149,10 @@ class Fp8GemmSm90:
 
     @cute.jit
     def load_row_scales(self, w: cutlass.Constexpr, slot: cutlass.Constexpr, stage_index: Int32, promote_args):
-        """Wave ``w``'s A row scales (and the per-row B scales) of one stage into register slot
-        ``slot``."""
+        """Wave ``w``'s A row scales of one stage into register slot ``slot``, and the stage's B
+        scales: per-row ones with wave 0; the two 128x128 ones with wave 0 into slot 0, or with
+        every wave into its slot when the promotion lags (a lagged wave is promoted after its
+        stage is released)."""
         tCsSFA, tCrSFA, tCsSFB, tCrSFB, _, _ = promote_args
         tCsSFA_stage = tCsSFA[w][(None, None, None, stage_index)]
         for i in cutlass.range_constexpr(cute.size(tCrSFA[slot])):
@@ -1089,22 +1161,20 @@ class Fp8GemmSm90:
             tCsSFB_stage = tCsSFB[(None, None, None, stage_index)]
             for i in cutlass.range_constexpr(cute.size(tCrSFB)):
                 tCrSFB[i] = tCsSFB_stage[i]
+        if cutlass.const_expr(not self.sfb_per_row and (w == 0 or self.lag_promotion)):
+            for i in cutlass.range_constexpr(scale_layouts.BLOCK_SFB_FLOATS):
+                tCrSFB[slot][i] = tCsSFB[i, stage_index]
 
     @cute.jit
-    def promote_block(self, slot: cutlass.Constexpr, acc: cute.Tensor, partial: cute.Tensor, sfb, promote_args):
-        """Promote one K block's ``partial`` into ``acc`` with the row scales of register slot
-        ``slot`` (:mod:`cute_gemm.promotion`)."""
+    def promote_block(self, slot: cutlass.Constexpr, acc: cute.Tensor, partial: cute.Tensor, promote_args):
+        """Promote one K block's ``partial`` into ``acc`` with the scales of register slot ``slot``
+        (:mod:`cute_gemm.promotion`)."""
         _, tCrSFA, _, tCrSFB, split_col, chunk_cols = promote_args
         if cutlass.const_expr(self.sfb_per_row):
             promote_per_column(acc, partial, tCrSFA[slot], tCrSFB)
         else:
+            sfb = tCrSFB[slot if self.lag_promotion else 0]
             promote(acc, partial, tCrSFA[slot], sfb[0], sfb[1], split_col, chunk_cols)
-
-    @staticmethod
-    @cute.jit
-    def load_block_b_scales(sfb_rows: tuple, k_block: Int32):
-        """The tile's two 128x128 B scales of one K block (global loads from its two scale rows)."""
-        return sfb_rows[0][k_block], sfb_rows[1][k_block]
 
     def make_epilogue_store(self) -> pipeline.PipelineTmaStore:
         """The D store pipeline: one stage per ring buffer, or one stage for the whole tile (its
