@@ -22,10 +22,11 @@ def _exact_fp32_reference():
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-SHORT_K = 256
+SHORT_K = 512
 """At most this many K terms, FP8 quantisation alone puts the unquantised comparison near 1e-3
-(1.09e-3 seen with one K block, 1.03e-3 with K = 240 and scale_spread 3 on the H200): such problems
-check the kernel's own error (the dequantised reference) only."""
+(1.09e-3 seen with one K block, 1.03e-3 with K = 240 and 1.13e-3 with K = 368, both with
+scale_spread 3, on the H200, while the dequantised comparison passed): such problems check the
+kernel's own error (the dequantised reference) only."""
 
 
 def check(problem, d):
