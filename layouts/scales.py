@@ -5,10 +5,11 @@ Global memory (what the torch API hands the kernel):
 - SFA ``[m, ceil(k/128)]`` fp32, **M-major** (stride ``(1, m_pad)``) with ``m_pad`` a multiple of 4, so
   each K-block column starts 16-byte aligned and TMA can load ``BLOCK_M`` scales of one K block in
   one box. :func:`tma_aligned_rows` gives ``m_pad``.
-- SFB ``[ceil(n/128), ceil(k/128)]`` fp32 (128x128 blocks), K-major; the producer thread reads the
-  one or two values a tile needs per K block from global memory and stores them into the stage
-  (:func:`block_sfb_smem_layout`): too few bytes for TMA, and the math warps then read them with
-  two shared-memory loads like the row scales instead of a global load per K block.
+- SFB ``[ceil(n/128), ceil(k/128)]`` fp32 (128x128 blocks), K-major; a warp of the producer warpgroup
+  (the kernel's B-scale warp) reads the one or two values a tile needs per K block from global
+  memory and stores them into the stage (:func:`block_sfb_smem_layout`): too few bytes for TMA, and
+  the math warps then read them with two shared-memory loads like the row scales instead of a
+  global load per K block.
 - SFB ``[n, ceil(k/128)]`` fp32 (1x128, the "1D1D" recipe of the training kernels), **N-major** and
   TMA-aligned like SFA: it travels through the pipeline too, ``BLOCK_N`` floats per stage.
 
