@@ -1016,7 +1016,7 @@ class Fp8GemmSm90:
         (DeepGEMM 192). Not with per-row B scales: 64x160 spilled unrolled.
         """
         for _ in cutlass.range(num_k_blocks, unroll=1 if self.sfb_per_row else 4):
-            wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
+            self.wait_stage(mainloop, state)
             # NOTES: this stage's scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
             # can be released right after the last wave's WGMMAs complete.
@@ -1056,7 +1056,7 @@ class Fp8GemmSm90:
         128x128 115.5 -> 113 and 256x96 184.5 -> 180.5 instructions per K block and math warp.
         """
         if num_k_blocks > 0:
-            wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
+            self.wait_stage(mainloop, state)
             self.load_row_scales(0, 0, state.index, promote_args)
             self.issue_wgmmas(0, state.index, mma_args, partials[0])
             last = state.clone()
@@ -1087,7 +1087,7 @@ class Fp8GemmSm90:
         if cutlass.const_expr(self.num_waves == 2):
             self.lagged_second_wave(last, mma_args, promote_args, accs, partials)
         fresh = new if self.num_waves == 1 else 0
-        wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
+        self.wait_stage(mainloop, state)
         self.load_row_scales(0, fresh, state.index, promote_args)
         self.issue_wgmmas(0, state.index, mma_args, partials[fresh])
         warpgroup.wait_group(1)
@@ -1116,6 +1116,12 @@ class Fp8GemmSm90:
         warpgroup.wait_group(0)
         self.release_stage(mainloop, last)
         self.promote_block(slot, accs[self.num_waves - 1], partials[slot], promote_args)
+
+    @cute.jit
+    def wait_stage(self, mainloop: pipeline.PipelineTmaAsync, state):
+        """Wait until the mainloop stage at ``state`` is full (:func:`cute_gemm.kernels.mbarrier.
+        wait_phase`: the barrier test stays in the K loop, its retry out of line)."""
+        wait_phase(mainloop.sync_object_full.get_barrier(state.index), state.phase)
 
     @cute.jit
     def release_stage(self, mainloop: pipeline.PipelineTmaAsync, state):
