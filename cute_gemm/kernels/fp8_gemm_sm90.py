@@ -69,15 +69,23 @@ def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: 
     return operands + block_m * 4 + sfb_bytes
 
 
+def _sfb_stage_floats(block_n: int, b_scale_rows: int, ab_dtype: str) -> int:
+    """Floats of B scales per stage in shared memory: per-row, BLOCK_N rounded up to 128 bytes; the
+    tile's two 128x128 B scales (stored by the B-scale warp); none for bf16."""
+    if ab_dtype != "fp8":
+        return 0
+    if b_scale_rows == 1:
+        return scale_layouts.sfb_stage_floats(block_n)
+    return scale_layouts.BLOCK_SFB_FLOATS
+
+
 def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
-    """Shared memory of one pipeline stage: :func:`_stage_bytes` with the per-row SFB stage 128-byte
-    aligned, or with the two 128x128 B scales the B-scale warp stores (not TMA)."""
-    extra_floats = 0
-    if ab_dtype == "fp8" and b_scale_rows == 1:
-        extra_floats = scale_layouts.sfb_stage_floats(block_n) - block_n
-    elif ab_dtype == "fp8":
-        extra_floats = scale_layouts.BLOCK_SFB_FLOATS
-    return _stage_bytes(block_m, block_n, b_scale_rows, ab_dtype) + extra_floats * 4
+    """Shared memory of one pipeline stage: A and B tiles, and for fp8 BLOCK_M A scales and the
+    B scales of :func:`_sfb_stage_floats`."""
+    operands = (block_m + block_n) * tiles.ROW_BYTES
+    if ab_dtype != "fp8":
+        return operands
+    return operands + (block_m + _sfb_stage_floats(block_n, b_scale_rows, ab_dtype)) * 4
 
 
 def math_threads(block_m: int) -> int:
@@ -557,16 +565,12 @@ class Fp8GemmSm90:
         sSFA = None
         if cutlass.const_expr(self.scaled):
             sSFA = cute.make_tensor(storage.sScales.data_ptr(), scale_layouts.sfa_smem_layout(bM, self.stages))
-        # per-row B scales: (bN, 1, stages); 128x128 B scales: (2, stages), stored by the producer
+        # per-row B scales: (bN, 1, stages); 128x128 B scales: (2, stages), stored by the B-scale warp
         sSFB = None
-        if cutlass.const_expr(self.sfb_per_row):
-            sSFB = cute.make_tensor(
-                storage.sScales.data_ptr() + bM * self.stages, scale_layouts.sfb_smem_layout(bN, self.stages)
-            )
-        elif cutlass.const_expr(self.scaled):
-            sSFB = cute.make_tensor(
-                storage.sScales.data_ptr() + bM * self.stages, scale_layouts.block_sfb_smem_layout(self.stages)
-            )
+        if cutlass.const_expr(self.scaled):
+            sfb_layout = (scale_layouts.sfb_smem_layout(bN, self.stages) if self.sfb_per_row
+                          else scale_layouts.block_sfb_smem_layout(self.stages))
+            sSFB = cute.make_tensor(storage.sScales.data_ptr() + bM * self.stages, sfb_layout)
 
         num_k_blocks = cute.ceil_div(mA_mk.shape[1], bK)
         pipeline.pipeline_init_wait(cluster_shape_mn=self.launch_cluster_mn)
@@ -605,8 +609,7 @@ class Fp8GemmSm90:
         128x128 blocks: two floats per stage); one 128-byte block when there are no scales (bf16)."""
         if not self.scaled:
             return scale_layouts.SMEM_ALIGN_FLOATS
-        sfb = scale_layouts.sfb_stage_floats(self.block_n) if self.sfb_per_row else scale_layouts.BLOCK_SFB_FLOATS
-        return (self.block_m + sfb) * self.stages
+        return (self.block_m + _sfb_stage_floats(self.block_n, self.b_scale_rows, self.AB_DTYPE)) * self.stages
 
     def split_k_floats(self) -> int:
         """Floats of the split-K reduction slots (:func:`split_k_bytes`)."""
@@ -903,7 +906,7 @@ class Fp8GemmSm90:
                 sSFB.iterator, scale_layouts.sfb_as_accumulator(wave_m, bN, self.stages)
             ))
             tCrSFB = cute.make_rmem_tensor(acc_shape, Float32)  # per-row B scales never lag
-        elif cutlass.const_expr(self.scaled):
+        elif cutlass.const_expr(self.block_b_scales):
             # the stage's two 128x128 B scales: read once per K block, or per slot when lagged
             tCsSFB = sSFB
             tCrSFB = [
@@ -963,7 +966,7 @@ class Fp8GemmSm90:
         warp-uniform test per candidate) made 112-wide tiles 25-33% slower than 128-wide ones.
         Per-row B scales (one per column) need no dispatch.
         """
-        args = (tile.k_block0, tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
+        args = (tile.num_k_blocks, k_blocks_done, mainloop, tiled_mma, tCrA, tCrB,
                 tCsSFA, tCrSFA, tCsSFB, tCrSFB, accs, partials, chunk_cols)
         if cutlass.const_expr(self.sfb_per_row):
             self.k_loop(*args, None)
@@ -978,7 +981,7 @@ class Fp8GemmSm90:
 
     @cute.jit
     def k_loop(
-        self, k_block0: Int32, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
+        self, num_k_blocks: Int32, k_blocks_done: Int32, mainloop: pipeline.PipelineTmaAsync,
         tiled_mma: cute.TiledMma, tCrA: list, tCrB: cute.Tensor, tCsSFA: list, tCrSFA: list,
         tCsSFB, tCrSFB, accs: list, partials: list, chunk_cols: cutlass.Constexpr,
         split_col: cutlass.Constexpr,
@@ -986,7 +989,7 @@ class Fp8GemmSm90:
         """The mainloop of one tile: per K block and wave, WGMMA into a fresh partial, then promote.
 
         The B scales come from the stage (``tCsSFB``: per-row, or the two 128x128 block scales the
-        producer stored), split at ``split_col``.
+        B-scale warp stored), split at ``split_col``.
         """
         # Consumer position after ``k_blocks_done`` K blocks (consumers start at phase 0).
         state = pipeline.PipelineState(
