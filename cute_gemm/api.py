@@ -380,6 +380,8 @@ def _plan_dense(a, b, d, accumulate, config) -> _Plan:
     if config is None:
         config = heuristics.choose_config(m, n, k, num_sms, variant)
     _check_variant(config, variant)
+    if config.static_nk not in (None, (n, k)):
+        raise ValueError(f"config has N and K compiled in as {config.static_nk}, this call has (n, k) = {(n, k)}")
     return _Plan(jit.get_fp8_gemm(config), num_sms, False, spans, sfb_per_row)
 
 

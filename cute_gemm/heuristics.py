@@ -22,7 +22,8 @@ and for tiles at most 128 wide (wider ones spill registers around the reduction)
 346-350 TFLOPS vs 312 for 64x32, 128x4096x7168 128x64 split 2 543 vs 508 for 128x32, 128x2112x7168
 64x64 split 2 341 vs 278; at 8 K blocks per CTA (K = 2048) splitting lost 30%; 32-wide tiles
 (two 16-column epilogue pieces) split too: 64x2112x7168 64x32 split 2 8.05 us vs 9.1 for 64x16
-(docs/notes.md). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
+(docs/notes.md). Dense tiles that promote in place get N and K compiled in
+(:func:`compiles_shape_in`). ``CUTE_GEMM_PRINT_CONFIGS=1`` prints
 :func:`explain`'s table to stderr the first time a shape is seen.
 
 The training variants (per-row B scales, fp32 output, accumulation; :class:`Variant`) use the same
@@ -290,11 +291,36 @@ def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:
     return GemmConfig(best.block_m, best.block_n, stages, **fields, **variant._asdict())
 
 
+STATIC_NK_ENV = "CUTE_GEMM_STATIC_NK"
+"""Set to 0 to keep N and K run-time arguments everywhere (one compile per tile for every shape)."""
+
+
+def compiles_shape_in(config: GemmConfig) -> bool:
+    """Whether a dense configuration gets its problem's N and K compiled in (``static_nk``).
+
+    NOTES: only FP8 tiles with 128x128 B scales that promote in place, unsplit. With N and K
+    constant, ptxas shortens their K loop (256x128: 183 instead of 194 instructions per K block and
+    math warp; 128x192: 134 instead of 146) and they ran 1-8% faster on the H200 (256x128 with 4
+    stages: 4096x7168x16384 1448 vs 1425 TFLOPS, 4096x32768x512 1020 vs 940; 128x24576x1536
+    128x192 924 vs 892; 64x24576x1536 64x192 594 vs 580; docs/notes.md). Lagged tiles mostly lost
+    (4096x24576x1536 128x128 1130 vs 1300, 4096x2112x7168 256x96 983 vs 1238). The
+    price is one compile per (N, K) and tile instead of one per tile (about 2 s each, cached on
+    disk); ``CUTE_GEMM_STATIC_NK=0`` turns it off.
+    """
+    if os.environ.get(STATIC_NK_ENV, "1") == "0":
+        return False
+    return (config.kind == GemmKind.NORMAL and config.ab_dtype == "fp8" and config.b_scale_rows == 128
+            and config.split_k == 1
+            and not lagged_promotion(config.block_m, config.block_n, config.stages, config.b_scale_rows))
+
+
 @functools.lru_cache(maxsize=4096)
 def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     dense_fp8 = variant.ab_dtype == "fp8"
     config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8)[0], k, variant)
+    if compiles_shape_in(config):
+        config = config._replace(static_nk=(n, k))
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config

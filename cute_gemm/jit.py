@@ -1,8 +1,10 @@
 """JIT compilation of kernel configurations, cached in memory and on disk.
 
 A compiled kernel is keyed by everything that changes the binary: the kernel family and its
-constructor arguments (tile, stages, rasterisation). Shapes, strides, pointers and the SM count are
-run-time arguments, so a new problem shape of an already-compiled configuration never recompiles.
+constructor arguments (tile, stages, rasterisation), and for dense FP8 tiles that promote in place
+the problem's N and K (``GemmConfig.static_nk``: compiled in as constants, M stays at run time).
+Strides, pointers and the SM count are run-time arguments, and so are all shapes of the other
+configurations: a new problem shape of those never recompiles.
 
 Compilation needs no GPU: everything is traced with fake tensors of symbolic shape and lowered for
 ``sm_90a``. The compiled function takes torch tensors directly (TVM-FFI) and launches on torch's
@@ -52,7 +54,9 @@ class GemmConfig(NamedTuple):
     recipe); ``out_dtype``: "bf16" or "fp32"; ``accumulate``: D += A @ B^T (fp32 only);
     ``ab_dtype``: "fp8" (scaled, :class:`Fp8GemmSm90`) or "bf16" (no scales, BLOCK_K = 64,
     :class:`Bf16GemmSm90`); ``a_major``/``b_major``: "k" or (bf16 only) "mn", the operand's
-    contiguous mode.
+    contiguous mode. ``static_nk``: ``(n, k)`` compiled into the kernel as constants (dense FP8 only;
+    M, strides and pointers stay run-time arguments), or None: one compile serves every shape. The
+    heuristic sets it where it pays (:func:`cute_gemm.heuristics.compiles_shape_in`).
     """
 
     block_m: int
@@ -70,6 +74,7 @@ class GemmConfig(NamedTuple):
     ab_dtype: str = "fp8"
     a_major: str = "k"
     b_major: str = "k"
+    static_nk: tuple[int, int] | None = None
 
     @property
     def block_k(self) -> int:
@@ -77,7 +82,13 @@ class GemmConfig(NamedTuple):
 
     @property
     def variant(self) -> Variant:
-        return Variant(*self[len(self) - len(Variant._fields):])
+        return Variant(*(getattr(self, field) for field in Variant._fields))
+
+    def kernel_arguments(self) -> dict:
+        """The kernel class's constructor arguments: every field but the compiled-in shape."""
+        fields = self._asdict()
+        del fields["static_nk"]
+        return fields
 
     def describe(self) -> str:
         order = "M" if self.raster_along_m else "N"
@@ -89,6 +100,8 @@ class GemmConfig(NamedTuple):
             variant += f" out={self.out_dtype}" + (" accumulate" if self.accumulate else "")
         if (self.a_major, self.b_major) != ("k", "k"):
             variant += f" A {self.a_major.upper()}-major, B {self.b_major.upper()}-major"
+        if self.static_nk is not None:
+            variant += " N={} K={} compiled in".format(*self.static_nk)
         return (
             f"{'BF16 ' if self.ab_dtype == 'bf16' else ''}BLOCK_M={self.block_m} BLOCK_N={self.block_n} "
             f"BLOCK_K={self.block_k} stages={self.stages} cluster={self.cluster_m}x{self.cluster_n} "
@@ -106,13 +119,21 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
     and SFB gain an expert mode and ``m_indices (M_sum,)`` follows. Masked: every operand has an
     expert mode (``(M_max, K, G)`` etc.) and ``masked_m (G,)`` follows. Contiguous with prefix sums:
     as contiguous, with ``psum (G,)``. K-grouped: A, B, SFA and SFB are 2-D over the stacked K, D
-    has an expert mode, ``ks (G,)`` follows.
+    has an expert mode, ``ks (G,)`` follows. With ``config.static_nk``, N and K (and the scale
+    blocks they make) are the given constants; strides stay symbolic.
     """
     kind = config.kind
     bf16_operands = config.ab_dtype == "bf16"
-    m, n = cute.sym_int(symbol="m"), cute.sym_int(symbol="n")
-    k = cute.sym_int(divisibility=8 if config.ab_dtype == "bf16" else 16, symbol="k")
-    kb, nb = cute.sym_int(symbol="k_blocks"), cute.sym_int(symbol="n_blocks")
+    m = cute.sym_int(symbol="m")
+    if config.static_nk is None:
+        n = cute.sym_int(symbol="n")
+        k = cute.sym_int(divisibility=8 if config.ab_dtype == "bf16" else 16, symbol="k")
+        kb, nb = cute.sym_int(symbol="k_blocks"), cute.sym_int(symbol="n_blocks")
+    else:
+        if kind != GemmKind.NORMAL or bf16_operands or config.split_k != 1:
+            raise ValueError(f"static_nk is for dense FP8 kernels without split-K, got {config.describe()}")
+        n, k = config.static_nk
+        kb, nb = (k + config.block_k - 1) // config.block_k, (n + 127) // 128
     g = cute.sym_int(symbol="groups")
     fp8, f32, i32 = cutlass.Float8E4M3FN, cutlass.Float32, cutlass.Int32
 
@@ -154,7 +175,7 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
 
 def compile_fp8_gemm(config: GemmConfig, extra_options: str = ""):
     """Compile one configuration for sm_90a (no GPU needed). Returns ``(compiled_fn, kernel)``."""
-    kernel = (Bf16GemmSm90 if config.ab_dtype == "bf16" else Fp8GemmSm90)(*config)
+    kernel = (Bf16GemmSm90 if config.ab_dtype == "bf16" else Fp8GemmSm90)(**config.kernel_arguments())
     entry = kernel if config.kind == GemmKind.NORMAL else kernel.grouped
     with warnings.catch_warnings():
         # NOTES: the promotion stage unrolls over the whole accumulator on purpose (register

@@ -64,6 +64,8 @@ DENSE_CASES = [
     ("sfb-neither-shape", _set(sfb=lambda t: f32(N + 8, KB)), ValueError, "sfb"),
     ("sfb-per-row-kb+1", _set(sfb=lambda t: f32(N, KB + 1)), ValueError, "sfb"),
     ("config-variant", _set(config=lambda t: GemmConfig(128, 128, 4)), ValueError, "config"),
+    ("config-static-nk", _set(config=lambda t: GemmConfig(128, 128, 4, b_scale_rows=1, out_dtype="fp32",
+                                                          accumulate=True, static_nk=(N + 8, K))), ValueError, "config"),
 ]
 
 
@@ -210,8 +212,9 @@ def test_bf16_other_majors_checks():
         cute_gemm.bf16_gemm_tn(a_km, b_kn, d)
 
 
-def test_config_variant_is_the_last_config_fields():
+def test_config_variant_reads_the_config_fields():
     from cute_gemm.jit import Variant
-    assert GemmConfig._fields[-len(Variant._fields):] == Variant._fields
-    config = GemmConfig(128, 128, 4, b_scale_rows=1, out_dtype="fp32", accumulate=True)
+    assert set(Variant._fields) <= set(GemmConfig._fields)
+    config = GemmConfig(128, 128, 4, b_scale_rows=1, out_dtype="fp32", accumulate=True, static_nk=(256, 512))
     assert config.variant == Variant(1, "fp32", True)
+    assert "static_nk" not in config.kernel_arguments() and config.kernel_arguments()["accumulate"]

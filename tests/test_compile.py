@@ -1,6 +1,7 @@
 """Compile every supported configuration for sm_90a (no GPU) and check what ptxas built.
 
-Dense inference tiles (with the heuristic's stages and clusters), the m-grouped kinds, and the
+Dense inference tiles (with the heuristic's stages and clusters; those that promote in place also
+with N and K compiled in, as the heuristic offers them), the m-grouped kinds, and the
 training variants: every tile legal with per-row (1x128) B scales, fp32 out, accumulating into D;
 fp32 out with 128x128 B scales; and the k-grouped kind. Split-K: every tile up to 128 wide whose
 epilogue pieces a split of 2, 3 or 4 divides (the heuristic offers 2), and the training variant split.
@@ -13,7 +14,7 @@ import pytest
 from cute_gemm import heuristics
 from cute_gemm.heuristics import choose_stages
 from cute_gemm.jit import GemmConfig, Variant
-from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, max_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, lagged_promotion, max_stages
 from cute_gemm.sass import compile_report
 from layouts.scales import BLOCK_SFB_FLOATS
 from layouts.tiles import legal_tiles
@@ -38,6 +39,14 @@ CONFIGS = [
     GemmConfig(256, bn, choose_stages(256, bn, k), kind=GemmKind.M_GROUPED_MASKED)
     for bn, k in ((128, 7168), (112, 2048), (96, 7168))
 ]
+CONFIGS += list(dict.fromkeys(  # N and K compiled in: every in-place tile the heuristic offers, and its DeepSeek-V3 choices
+    [GemmConfig(bm, bn, choose_stages(bm, bn, 7168), static_nk=(7168, 7168))
+     for bm, widths in heuristics.EFFICIENCY.items() for bn in widths
+     if not lagged_promotion(bm, bn, choose_stages(bm, bn, 7168))]
+    + [c for m in (64, 128, 4096) for n, k in ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384),
+                                                (4096, 7168), (7168, 2048))
+       for c in [heuristics.choose_config(m, n, k, 132)] if c.static_nk]
+))
 TRAINING = dict(b_scale_rows=1, out_dtype="fp32")
 CONFIGS += [
     GemmConfig(bm, bn, max_stages(bm, bn, **TRAINING), **TRAINING, accumulate=True)
@@ -79,6 +88,7 @@ def _config_id(c):
     variant += "" if (c.a_major, c.b_major) == ("k", "k") else f"-{c.a_major}{c.b_major}"
     variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
     variant += "" if c.split_k == 1 else f"-split{c.split_k}"
+    variant += "" if c.static_nk is None else "-n{}k{}".format(*c.static_nk)
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 
 
@@ -131,7 +141,8 @@ def test_promotion_reads_per_thread_scales(report):
     # The only shared-memory loads are the promotion stage's SFA and SFB reads. SFA (and a per-row
     # SFB) read with a warp-uniform address ([URx]) would mean every thread reads the same rows:
     # the silent wrong-scale bug. The two 128x128 B scales of a stage are the same for every
-    # thread: their loads alone are uniform, all into one 8-byte slot (one offset per stage base).
+    # thread: their loads alone are uniform, all into the stages' 8-byte slots (one offset per stage
+    # base; with N and K compiled in, the unrolled K loop may address each stage's slot directly).
     lds = [line for line in report.sass.splitlines() if re.search(r"\bLDS(\.\w+)*\s", line)]
     per_thread = [line for line in lds if re.search(r"\[R\d+", line)]
     assert per_thread, "no SFA loads found"
@@ -142,7 +153,9 @@ def test_promotion_reads_per_thread_scales(report):
         offsets = [re.search(r"\[UR\d+\+(0x[0-9a-f]+)\]", line) for line in uniform]
         assert uniform and all(offsets), "\n".join(uniform)
         offsets = {int(m.group(1), 16) for m in offsets}
-        assert max(offsets) - min(offsets) < 4 * BLOCK_SFB_FLOATS, "\n".join(uniform)
+        slot = 4 * BLOCK_SFB_FLOATS
+        assert max(offsets) - min(offsets) < slot * report.config.stages, "\n".join(uniform)
+        assert all((o - min(offsets)) % slot == 0 for o in offsets), "\n".join(uniform)
     # Per K block each thread promotes its whole accumulator: BLOCK_N/2 FFMA per 64-row warpgroup
     # and wave.
     waves = max(1, report.config.block_m // 128)
@@ -167,6 +180,8 @@ def test_shared_memory_fits(report):
 
 K_LOOP_BUDGETS = {  # instructions per K block and math warp at most (DeepGEMM's 256x128: 192)
     GemmConfig(256, 128, 4): 197,  # two waves, promoted in place (194 at 2026-11-29)
+    GemmConfig(256, 128, 4, static_nk=(7168, 16384)): 186,  # the same with N and K compiled in (183.25)
+    GemmConfig(128, 192, 4, static_nk=(24576, 1536)): 137,  # one wave in place, N and K compiled in (134.25)
     GemmConfig(128, 128, 5): 119,  # one wave, lagged promotion (116.25)
     # the same loop in the contiguous kind, where the barrier retry loops once landed inside it
     GemmConfig(128, 128, 5, kind=GemmKind.M_GROUPED_CONTIGUOUS): 119,

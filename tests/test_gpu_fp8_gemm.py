@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import cute_gemm
-from cute_gemm import calc_diff
+from cute_gemm import calc_diff, heuristics
 from cute_gemm.jit import GemmConfig
-from cute_gemm.kernels.fp8_gemm_sm90 import max_stages, whole_tile_epilogue_stages
+from cute_gemm.kernels.fp8_gemm_sm90 import lagged_promotion, max_stages, whole_tile_epilogue_stages
 from cute_gemm.testing import make_fp8_gemm_problem
 from layouts.tiles import legal_tiles
 
@@ -49,6 +49,22 @@ def test_every_tile_with_tails(block_m, block_n):
     # M, N and K all leave partial tiles; scales span 1e-3..1e3 between blocks.
     p = make_fp8_gemm_problem(3 * block_m + 5, 5 * 128 + 8 * 3, 128 * 3 + 48, scale_spread=3.0)
     config = GemmConfig(block_m, block_n, max_stages(block_m, block_n))
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
+    check(p, p.d)
+
+
+IN_PLACE_TILES = [(bm, bn) for bm, widths in heuristics.EFFICIENCY.items() for bn in widths
+                  if not lagged_promotion(bm, bn, heuristics.choose_stages(bm, bn, 7168))]
+
+
+@pytest.mark.parametrize("k", [128, 128 * 3 + 48, 128 * 7, 7168 + 16])
+@pytest.mark.parametrize("block_m,block_n", IN_PLACE_TILES)
+def test_n_and_k_compiled_in_with_tails(block_m, block_n, k):
+    # The heuristic compiles N and K into in-place tiles (heuristics.compiles_shape_in): partial
+    # tiles along M, N and K, one to 57 K blocks, against the run-time-shape kernel's references.
+    n = 5 * 128 + 8 * 3
+    p = make_fp8_gemm_problem(3 * block_m + 5, n, k, scale_spread=3.0)
+    config = GemmConfig(block_m, block_n, heuristics.choose_stages(block_m, block_n, k), static_nk=(n, k))
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
     check(p, p.d)
 

@@ -401,3 +401,36 @@ def test_print_configs_env_prints_the_explanation_once(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("m=4096 n=7168 k=16384") == 1 and "<- chosen" in err
     assert f"BLOCK_N={first.block_n}" in err
+
+
+@pytest.mark.parametrize("n,k", DEEPSEEK_NKS)
+@pytest.mark.parametrize("m", DEEPSEEK_MS)
+def test_shape_compiled_in_exactly_for_unsplit_in_place_tiles(m, n, k):
+    """Dense FP8 tiles that promote in place get (n, k) compiled in; lagged and split tiles keep
+    them at run time (ptxas serialises lagged tiles' WGMMAs with constant N and K)."""
+    config = heuristics.choose_config(m, n, k, 132)
+    in_place = not lagged_promotion(config.block_m, config.block_n, config.stages)
+    expected = (n, k) if in_place and config.split_k == 1 else None
+    assert config.static_nk == expected
+    assert heuristics.compiles_shape_in(config) == (expected is not None)
+    if expected:
+        assert f"N={n} K={k} compiled in" in config.describe()
+
+
+def test_static_nk_env_turns_it_off(monkeypatch):
+    monkeypatch.setenv(heuristics.STATIC_NK_ENV, "0")
+    heuristics.choose_config.cache_clear()
+    try:
+        config = heuristics.choose_config(4096, 7168, 16384, 132)
+    finally:
+        heuristics.choose_config.cache_clear()
+    assert (config.block_m, config.block_n, config.static_nk) == (256, 128, None)
+
+
+def test_static_nk_is_refused_outside_dense_fp8():
+    from cute_gemm.jit import fake_fp8_gemm_arguments
+    for config in (GemmConfig(128, 128, 5, kind=GemmKind.M_GROUPED_CONTIGUOUS, static_nk=(256, 512)),
+                   GemmConfig(128, 128, 4, ab_dtype="bf16", static_nk=(256, 512)),
+                   GemmConfig(128, 64, 6, split_k=2, static_nk=(256, 4096))):
+        with pytest.raises(ValueError, match="static_nk is for dense FP8"):
+            fake_fp8_gemm_arguments(config)

@@ -413,7 +413,7 @@ TILE_CHANGES = [
             if stages is None:
                 stages = heuristics.choose_stages(block_m, block_n, K)
             config = GemmConfig(block_m, block_n, stages, *cluster)
-            Fp8GemmSm90(*config)  # the kernel's own checks (tile, stages, cluster); compiles nothing
+            Fp8GemmSm90(**config.kernel_arguments())  # the kernel's own checks (tile, stages, cluster); compiles nothing
             return config, None
         except (ValueError, NotImplementedError) as error:
             return None, f"not supported by this version ({error})"
