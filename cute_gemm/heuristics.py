@@ -54,7 +54,7 @@ _NARROW = {32: 0.70, 64: 0.75}
 EFFICIENCY = {
     64: {16: 0.40, **_NARROW, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
     128: {**_NARROW, 96: 0.79, 112: 0.90, 128: 1.00, 144: 0.94, 160: 1.00, 192: 0.93},
-    256: {96: 0.94, 112: 0.94, 128: 1.03},
+    256: {96: 0.94, 112: 0.85, 128: 1.03},
 }
 """Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried.
 
@@ -68,7 +68,10 @@ fastest tile measured on all 29. 256x128 runs its K blocks 3.6% faster per FLOP 
 ring epilogue (:data:`RING_EPILOGUE_OVERHEAD_K_BLOCKS`) once K is long enough for 4 stages; with
 both in the model (2026-11-29) the choice matched the faster of old and new on 11 of 12 changed
 shapes, 0.5-5.1% faster (4096x7168x16384 256x128 1301 vs 128x160 1277, 1024x4096x7168 1270 vs
-1208, 2048x32768x2048 128x128 1183 vs 256x128 1160), the twelfth 0.2% slower."""
+1208, 2048x32768x2048 128x128 1183 vs 256x128 1160), the twelfth 0.2% slower. 256x112 lowered
+from 0.94 to 0.85 after the B-scale warp (5fdfc43): on the masked N = 7168, K = 2048 shapes with
+every expert full it ran 11-17% behind 256x128 (925 vs 1042 TFLOPS at 1x1024, 812 vs 984 at
+4x256; ``benchmarks/results/sweep-h200-2026-11-29-masked-b-scale-warp.json``), no longer ahead."""
 
 BF16_EFFICIENCY = {
     64: EFFICIENCY[64],
@@ -364,7 +367,8 @@ def masked_full_tiles(kind: GemmKind, rows_per_group: int, experts_full: bool, v
 
     NOTES: with every expert full, the best 256-row tile beat the best 128-row one on all six
     masked shapes of issue 4 (1x1024x4096x7168: 256x128 1225-1239 vs 128x128 1176-1181 TFLOPS;
-    4x256x4096x7168 1173-1198 vs 1115-1122; 1x1024x7168x2048 256x112 978-1003 vs 128x160 965-973).
+    4x256x4096x7168 1173-1198 vs 1115-1122; 1x1024x7168x2048 256x112 978-1003 vs 128x160 965-973;
+    with the B-scale warp, 256x128 1042 vs 128x160 1035 vs 256x112 925).
     With uneven counts 256 rows lost on 7 of 8 cases (4 experts of 450-538 rows: 671 vs 762; the
     notebook's 8 experts of 89-1146 rows: 885 vs 919): fewer, unequal tiles balance worse. A typical
     count below the capacity (the usual ``expected_m``) therefore keeps 128 rows

@@ -298,21 +298,27 @@ def test_choice_within_2_percent_of_measured_best(shape):
     assert chosen[0]["tflops"] >= 0.98 * best, (shape, config.describe(), chosen[0]["tflops"], best)
 
 
-MASKED_SWEEP = json.loads(
-    (Path(__file__).resolve().parent.parent / "benchmarks/results/sweep-h200-2026-11-29-masked-256.json").read_text()
-)["uniform"]
+_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks/results"
+# The kernel with the B-scale warp, re-measured on the N = 7168, K = 2048 shapes: those rows replace
+# the older sweep's (256x112 fell from fastest to 11-17% behind 256x128 there).
+_MASKED_NEW = json.loads((_RESULTS / "sweep-h200-2026-11-29-masked-b-scale-warp.json").read_text())["uniform"]
+MASKED_SWEEP = [
+    r for r in json.loads((_RESULTS / "sweep-h200-2026-11-29-masked-256.json").read_text())["uniform"]
+    if r["shape"] not in {s["shape"] for s in _MASKED_NEW}
+] + _MASKED_NEW
 
 
 @pytest.mark.parametrize("shape", sorted({r["shape"] for r in MASKED_SWEEP}))
 def test_masked_full_experts_take_the_fastest_measured_tile(shape):
-    """Masked experts said to be full (``expected_m >= M_max``) take the tile measured fastest on
-    the H200 with every expert full (256 rows on all six shapes of issue 4); a typical count below
-    the capacity keeps 128-row tiles (256 rows lost with uneven counts)."""
+    """Masked experts said to be full (``expected_m >= M_max``) take a tile measured within 2% of
+    the fastest on the H200 with every expert full (256 rows on all six shapes of issue 4); a
+    typical count below the capacity keeps 128-row tiles (256 rows lost with uneven counts)."""
     groups, rows, n, k = map(int, shape.split()[-1].split("x"))
     measured = [r for r in MASKED_SWEEP if r["shape"] == shape]
     full = heuristics.choose_grouped_config(GemmKind.M_GROUPED_MASKED, rows, groups, n, k, 132, experts_full=True)
-    best = max(measured, key=lambda r: r["tflops"])
-    assert (full.block_m, full.block_n, full.stages) == (best["bm"], best["bn"], best["stages"]), shape
+    chosen = [r for r in measured if (r["bm"], r["bn"], r["stages"]) == (full.block_m, full.block_n, full.stages)]
+    assert chosen, f"{shape}: {full.describe()} was not measured"
+    assert chosen[0]["tflops"] >= 0.98 * max(r["tflops"] for r in measured), (shape, full.describe())
     typical = heuristics.choose_grouped_config(GemmKind.M_GROUPED_MASKED, rows - 1, groups, n, k, 132)
     assert typical.block_m == 128
 
