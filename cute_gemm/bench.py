@@ -158,10 +158,14 @@ def bench_shape(m, n, k, iters=30):
 CONTIGUOUS_SHAPES = ((4, 8192, 4096, 7168), (4, 8192, 7168, 2048), (8, 4096, 4096, 7168), (8, 4096, 7168, 2048))
 MASKED_SHAPES = ((1, 1024, 4096, 7168), (1, 1024, 7168, 2048), (2, 512, 4096, 7168), (2, 512, 7168, 2048),
                  (4, 256, 4096, 7168), (4, 256, 7168, 2048))
+MASKED_DECODE_SHAPES = ((32, 32, 4096, 7168, 256),)
+"""Masked decoding (G, rows per expert, N, K, M_max): every expert holds ``rows`` of its ``M_max``
+slots (``expected_m = rows``), so the weights dominate the traffic: judged in GB/s."""
 
 
-def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 30):
-    """Time a grouped GEMM (every expert with ``m`` rows) next to a loop of per-expert cuBLAS calls."""
+def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, m_max: int | None = None, iters: int = 30):
+    """Time a grouped GEMM (every expert with ``m`` rows; masked: of ``m_max`` slots, default ``m``)
+    next to a loop of per-expert cuBLAS calls over the same rows."""
     import cute_gemm
     from cute_gemm import peers
     from cute_gemm.quant import calc_diff
@@ -175,28 +179,28 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, iters: int = 3
         expert_out = lambda g: p.d[p.rows[g][0]:p.rows[g][0] + m]  # noqa: E731
         expert_x = lambda g: p.x[p.rows[g][0]:p.rows[g][0] + m]  # noqa: E731
     else:
-        p = make_masked_problem([m] * groups, m, n, k)
+        p = make_masked_problem([m] * groups, m_max or m, n, k)
         run = lambda: cute_gemm.m_grouped_fp8_gemm_nt_masked((p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, m)  # noqa: E731
-        expert_out = lambda g: p.d[g]  # noqa: E731
-        expert_x = lambda g: p.x[g]  # noqa: E731
+        expert_out = lambda g: p.d[g, :m]  # noqa: E731
+        expert_x = lambda g: p.x[g, :m]  # noqa: E731
     run()
     diff = max(calc_diff(expert_out(g), p.expert_reference(g)) for g in range(groups))
     flops = 2 * groups * m * n * k
-    nbytes = groups * (m * k + n * k + 2 * m * n) + 4 * (p.sfa.numel() + p.sfb.numel())
+    nbytes = groups * (m * k + n * k + 2 * m * n) + 4 * (groups * m * -(-k // 128) + p.sfb.numel())  # valid rows only
     us = time_kernels(run, iters=iters)
     casts = [(peers.per_tensor_cast(expert_x(g)), peers.per_tensor_cast(p.y[g])) for g in range(groups)]
     loops = [peers.cublas_per_tensor(a, sa, b, sb) for (a, sa), (b, sb) in casts]
     loop_us = time_kernels(_loop(loops), iters=iters)
     loop_diff = max(calc_diff(f(), p.expert_reference(g, dequantized=False)) for g, f in enumerate(loops))
     row = {
-        "kind": kind, "groups": groups, "m": m, "n": n, "k": k,
+        "kind": kind, "groups": groups, "m": m, "m_max": m_max or m, "n": n, "k": k,
         "us": us, "tflops": flops / us / 1e6, "gbps": nbytes / us / 1e3, "calc_diff": diff,
         "cublas_loop_us": loop_us, "cublas_loop_tflops": flops / loop_us / 1e6,
         "cublas_loop_calc_diff": loop_diff, "speedup": loop_us / us,
         "torch_grouped_us": None, "torch_grouped_calc_diff": None, "torch_grouped_speedup": None,
     }
     # torch's grouped FP8 GEMM (row-wise scales) over the same experts, where the torch has it.
-    xs = p.x if kind == "masked" else torch.cat([expert_x(g) for g in range(groups)])
+    xs = p.x[:, :m] if kind == "masked" else torch.cat([expert_x(g) for g in range(groups)])
     (a_rw, sa_rw), (b_rw, sb_rw) = peers.rowwise_cast(xs), peers.rowwise_cast(p.y)
     offs = None if kind == "masked" else torch.arange(1, groups + 1, device=xs.device, dtype=torch.int32) * m
     grouped_mm = peers.torch_grouped_rowwise(a_rw, sa_rw, b_rw, sb_rw, offs)
@@ -370,7 +374,8 @@ def format_grouped_table(rows) -> str:
     for r in rows:
         torch_cells = [f"{r['torch_grouped_us']:.1f}", f"{r['torch_grouped_speedup']:.2f}"] \
             if r.get("torch_grouped_us") else ["n/a", "n/a"]
-        body.append([r["kind"], str(r["groups"]), str(r["m"]), str(r["n"]), str(r["k"]), f"{r['us']:.1f}",
+        rows_cell = str(r["m"]) if r.get("m_max", r["m"]) == r["m"] else f"{r['m']} of {r['m_max']}"
+        body.append([r["kind"], str(r["groups"]), rows_cell, str(r["n"]), str(r["k"]), f"{r['us']:.1f}",
                      f"{r['tflops']:.0f}", f"{r['gbps']:.0f}", f"{r['calc_diff']:.1e}", f"{r['cublas_loop_us']:.1f}",
                      f"{r['cublas_loop_tflops']:.0f}", f"{r['speedup']:.2f}", *torch_cells])
     return "\n".join(_markdown(head, body))
@@ -574,7 +579,8 @@ def main(argv=None):
         shapes = [(m, n, k) for m in args.m for n in args.n for k in args.k]
     else:
         shapes = suite_shapes()
-    grouped = [("contiguous", *s) for s in CONTIGUOUS_SHAPES] + [("masked", *s) for s in MASKED_SHAPES]
+    grouped = ([("contiguous", *s) for s in CONTIGUOUS_SHAPES] + [("masked", *s) for s in MASKED_SHAPES]
+               + [("masked", *s) for s in MASKED_DECODE_SHAPES])
     training = [(bench_wgrad, s) for s in WGRAD_SHAPES] + [(bench_k_grouped, s) for s in K_GROUPED_SHAPES]
     saved = {
         "results": _run_suite([(bench_shape, s) for s in shapes], args.iters),

@@ -39,3 +39,8 @@ def test_host_time_line():
     line = bench.format_host_time({"m": 64, "n": 7168, "k": 7168, "fp8_gemm_nt_us": 10.5, "add_us": 7.5,
                                    "ratio": 1.4, "cuda_graph_replay_matches": True})
     assert "fp8_gemm_nt 10.5 us" in line and "ratio 1.40" in line and "matches eager: True" in line
+
+
+def test_masked_decoding_rows_show_their_slots():
+    text = bench.format_grouped_table([grouped_row(groups=32, m=32, m_max=256)])
+    assert "| masked | 32 | 32 of 256 | 4096 | 7168 |" in text.splitlines()[2]
