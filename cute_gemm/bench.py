@@ -456,9 +456,11 @@ TRAINING_NOTES = [
 
 
 def _short_config(describe: str) -> str:
-    """A config's ``describe()`` up to the cluster, and its split-K if any (rasterisation left out)."""
+    """A config's ``describe()`` up to the cluster, its split-K if any, and whether N and K are
+    compiled in (rasterisation left out)."""
     split = [word for word in describe.split() if word.startswith("split_k=")]
-    return " ".join([describe.split(" raster")[0]] + split)
+    static = ["N,K compiled in"] if describe.endswith("compiled in") else []
+    return " ".join([describe.split(" raster")[0]] + split + static)
 
 
 def format_training_table(rows) -> str:

@@ -44,3 +44,11 @@ def test_host_time_line():
 def test_masked_decoding_rows_show_their_slots():
     text = bench.format_grouped_table([grouped_row(groups=32, m=32, m_max=256)])
     assert "| masked | 32 | 32 of 256 | 4096 | 7168 |" in text.splitlines()[2]
+
+
+def test_short_config_names_split_k_and_compiled_in_shapes():
+    from cute_gemm.jit import GemmConfig
+    static = GemmConfig(256, 128, 4, static_nk=(7168, 16384)).describe()
+    assert bench._short_config(static) == "BLOCK_M=256 BLOCK_N=128 BLOCK_K=128 stages=4 cluster=1x1 N,K compiled in"
+    split = GemmConfig(128, 64, 6, split_k=2).describe()
+    assert bench._short_config(split) == "BLOCK_M=128 BLOCK_N=64 BLOCK_K=128 stages=6 cluster=1x1 split_k=2"
