@@ -186,7 +186,7 @@ def bench_grouped(kind: str, groups: int, m: int, n: int, k: int, m_max: int | N
     run()
     diff = max(calc_diff(expert_out(g), p.expert_reference(g)) for g in range(groups))
     flops = 2 * groups * m * n * k
-    nbytes = groups * (m * k + n * k + 2 * m * n) + 4 * (groups * m * -(-k // 128) + p.sfb.numel())  # valid rows only
+    nbytes = groups * (m * k + n * k + 2 * m * n) + 4 * (groups * m * p.sfa.shape[-1] + p.sfb.numel())  # valid rows' scales
     us = time_kernels(run, iters=iters)
     casts = [(peers.per_tensor_cast(expert_x(g)), peers.per_tensor_cast(p.y[g])) for g in range(groups)]
     loops = [peers.cublas_per_tensor(a, sa, b, sb) for (a, sa), (b, sb) in casts]

@@ -133,7 +133,7 @@ def fake_fp8_gemm_arguments(config: GemmConfig):
         if kind != GemmKind.NORMAL or bf16_operands or config.split_k != 1:
             raise ValueError(f"static_nk is for dense FP8 kernels without split-K, got {config.describe()}")
         n, k = config.static_nk
-        kb, nb = (k + config.block_k - 1) // config.block_k, (n + 127) // 128
+        kb, nb = -(-k // config.block_k), -(-n // tiles.SCALE_BLOCK)
     g = cute.sym_int(symbol="groups")
     fp8, f32, i32 = cutlass.Float8E4M3FN, cutlass.Float32, cutlass.Int32
 

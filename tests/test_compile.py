@@ -12,6 +12,7 @@ import re
 import pytest
 
 from cute_gemm import heuristics
+from cute_gemm.bench import suite_shapes
 from cute_gemm.heuristics import choose_stages
 from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, lagged_promotion, max_stages
@@ -39,13 +40,11 @@ CONFIGS = [
     GemmConfig(256, bn, choose_stages(256, bn, k), kind=GemmKind.M_GROUPED_MASKED)
     for bn, k in ((128, 7168), (112, 2048), (96, 7168))
 ]
+_OFFERED_AT_7168 = [GemmConfig(bm, bn, choose_stages(bm, bn, 7168), static_nk=(7168, 7168))
+                    for bm, widths in heuristics.EFFICIENCY.items() for bn in widths]
 CONFIGS += list(dict.fromkeys(  # N and K compiled in: every in-place tile the heuristic offers, and its DeepSeek-V3 choices
-    [GemmConfig(bm, bn, choose_stages(bm, bn, 7168), static_nk=(7168, 7168))
-     for bm, widths in heuristics.EFFICIENCY.items() for bn in widths
-     if not lagged_promotion(bm, bn, choose_stages(bm, bn, 7168))]
-    + [c for m in (64, 128, 4096) for n, k in ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384),
-                                                (4096, 7168), (7168, 2048))
-       for c in [heuristics.choose_config(m, n, k, 132)] if c.static_nk]
+    [c for c in _OFFERED_AT_7168 if not lagged_promotion(c.block_m, c.block_n, c.stages)]
+    + [c for c in (heuristics.choose_config(*shape, 132) for shape in suite_shapes()) if c.static_nk]
 ))
 TRAINING = dict(b_scale_rows=1, out_dtype="fp32")
 CONFIGS += [
