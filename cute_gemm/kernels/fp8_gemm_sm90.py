@@ -360,6 +360,13 @@ class Fp8GemmSm90:
         self.store_warp = 4  # first warp of the first math warpgroup
         # Narrow enough FP8 tiles promote each wave while the next one runs (a second partial).
         self.lag_promotion = lagged_promotion(block_m, block_n, stages, b_scale_rows, ab_dtype)
+        # NOTES: a tile whose split column depends on the tile has one K loop per candidate column
+        # (``tile_k_loop``). With 4 or 8 candidates the unrolled copies made the kernel 72-163 KB of
+        # SASS (128x112 163 KB, 256x112 161 KB, 256x96 137 KB; 103, 63 and 91 KB before the loops
+        # were unrolled), and 112-wide tiles ran 6-11% slower than before: not unrolled, 100, 64
+        # and 90 KB at about the same instructions per K block. (Branch experiment: to be measured.)
+        self.unroll_k_loops = not (ab_dtype == "fp8" and b_scale_rows == 128
+                                   and len(split_candidates(block_n)) > 2)
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
 
     # ------------------------------------------------------------------------------------------
@@ -1018,7 +1025,7 @@ class Fp8GemmSm90:
         in among the FFMAs. 256x128: 203 -> 196 SASS instructions per K block and math warp
         (DeepGEMM 192). Not with per-row B scales: 64x160 spilled unrolled.
         """
-        for _ in cutlass.range(num_k_blocks, unroll=1 if self.sfb_per_row else 4):
+        for _ in cutlass.range(num_k_blocks, unroll=4 if self.unroll_k_loops and not self.sfb_per_row else 1):
             self.wait_stage(mainloop, state)
             # NOTES: this stage's scales go to registers before the WGMMAs (the compiler keeps
             # 2 loads per wave), so their latency hides under the tensor-core work and the stage
@@ -1064,7 +1071,7 @@ class Fp8GemmSm90:
             self.issue_wgmmas(0, state.index, mma_args, partials[0])
             last = state.clone()
             state.advance()
-            for _ in cutlass.range((num_k_blocks - 1) // 2, unroll=2):
+            for _ in cutlass.range((num_k_blocks - 1) // 2, unroll=2 if self.unroll_k_loops else 1):
                 self.lagged_step(mainloop, state, last, mma_args, promote_args, accs, partials, 1)
                 state.advance()
                 last.advance()
