@@ -50,40 +50,56 @@ from schedulers.raster import GemmKind
 
 INFERENCE = Variant()
 
-_NARROW = {32: 0.70, 64: 0.75}
 EFFICIENCY = {
-    64: {16: 0.40, **_NARROW, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
-    128: {**_NARROW, 96: 0.79, 112: 0.90, 128: 1.00, 144: 0.94, 160: 1.00, 192: 0.93},
-    256: {96: 0.94, 112: 0.85, 128: 1.03},
+    64: {16: 0.40, 32: 0.70, 64: 0.70, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
+    128: {32: 0.75, 64: 0.75, 96: 0.79, 112: 0.87, 128: 1.01, 144: 0.94, 160: 1.00, 192: 0.93},
+    256: {96: 0.94, 112: 0.90, 128: 1.025},
 }
 """Relative FLOP rate of a tile, by BLOCK_M then BLOCK_N (128x160 = 1): the candidates tried.
 
+Refitted (2026-11-29) on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7
+masked ones with the current kernel (B-scale warp, N and K compiled into in-place tiles, split-column
+K loops rolled: ``benchmarks/results/sweep-h200-2026-11-29-rolled-loops.json``): on every shape the
+model's choice is within 2% of the fastest tile measured, except masked 4x256x7168x2048 (256x112
+3% behind 128x160; the model sees the same 1024 rows as 1x1024x7168x2048, where 256x112 is the
+fastest). What moved, each confirmed by alternating same-process rounds:
+
+- 128x32 above 64x64 (both at 0.70-0.75 before): 64x4096x7168 64x32 3594 GB/s vs the old choice
+  64x64 split 2 3265; 128x2112x7168 128x32 split 2 1793 vs 64x64 split 2 1662; 128x4096x7168 128x32
+  2735 vs 128x64 split 2 2576.
+- 128x128 from 1.00 to 1.01 and 256x128 from 1.03 to 1.025: at 4096x4096x7168 128x128 ran
+  1409-1411 TFLOPS against 256x128 with N and K compiled in 1390-1397; 4096x7168x16384 keeps
+  256x128 (1441 vs 128x128 1395, 128x160 1304) and the masked N = 7168, K = 2048 shapes keep
+  128x160 for a typical count (1037 vs 128x128 978 at 1x1024).
+- 128x112 from 0.90 to 0.87 (1106-1192 TFLOPS at M = 4096, 128x128 1289-1412).
+- 256x112 from 0.85 back to 0.90: with its K loops rolled it is again the fastest tile for full
+  masked experts at N = 7168, K = 2048 (1043 vs 256x128 1037 at 1x1024; 925 before the loops were
+  rolled).
+
 Tiles up to 128 wide with at most 128 rows promote one K block while the next one's WGMMAs run
-(the lagged promotion, :func:`cute_gemm.kernels.fp8_gemm_sm90.lagged_promotion`), 4-10% faster
-than before it; 256-row tiles up to 96 wide promote one wave while the other runs, 2-3% faster.
-Refitted on an H200 sweep of the 18 dense DeepSeek-V3 shapes, 4 contiguous and 7 masked ones
-(``benchmarks/results/sweep-h200-2026-11-29-two-wave-lag.json``): the model's choice is the
-fastest tile measured on all 29. 256x128 runs its K blocks 3.6% faster per FLOP than 128x128
-(fitted over K = 1024-8192, ``benchmarks/results/tile-overhead-h200-2026-11-29.json``) but pays a
-ring epilogue (:data:`RING_EPILOGUE_OVERHEAD_K_BLOCKS`) once K is long enough for 4 stages; with
-both in the model (2026-11-29) the choice matched the faster of old and new on 11 of 12 changed
-shapes, 0.5-5.1% faster (4096x7168x16384 256x128 1301 vs 128x160 1277, 1024x4096x7168 1270 vs
-1208, 2048x32768x2048 128x128 1183 vs 256x128 1160), the twelfth 0.2% slower. 256x112 lowered
-from 0.94 to 0.85 after the B-scale warp (5fdfc43): on the masked N = 7168, K = 2048 shapes with
-every expert full it ran 11-17% behind 256x128 (925 vs 1042 TFLOPS at 1x1024, 812 vs 984 at
-4x256; ``benchmarks/results/sweep-h200-2026-11-29-masked-b-scale-warp.json``), no longer ahead."""
+(the lagged promotion, :func:`cute_gemm.kernels.fp8_gemm_sm90.lagged_promotion`); 256-row tiles up
+to 96 wide promote one wave while the other runs. 256x128 runs its K blocks faster per FLOP than
+128x128 (fitted over K = 1024-8192, ``benchmarks/results/tile-overhead-h200-2026-11-29.json``) but
+pays a ring epilogue (:data:`RING_EPILOGUE_OVERHEAD_K_BLOCKS`) once K is long enough for 4 stages."""
+
+_FP8_EFFICIENCY_2026_11_28 = {
+    64: {16: 0.40, 32: 0.70, 64: 0.75, 96: 0.90, 128: 0.95, 160: 1.00, 192: 0.93},
+    128: {32: 0.70, 64: 0.75, 96: 0.79, 112: 0.90, 128: 1.00, 144: 0.94, 160: 1.00, 192: 0.93},
+}
+"""The FP8 table before the 2026-11-29 refit: the BF16 and per-row-B tables below were fitted
+against it and are not refitted with it."""
 
 BF16_EFFICIENCY = {
-    64: EFFICIENCY[64],
-    128: {**EFFICIENCY[128], 112: 0.83, 128: 0.92},
+    64: _FP8_EFFICIENCY_2026_11_28[64],
+    128: {**_FP8_EFFICIENCY_2026_11_28[128], 112: 0.83, 128: 0.92},
     256: {96: 0.945, 112: 0.98, 128: 0.98},
 }
 """The table BF16 tiles are modelled with: the FP8 one as it was before the lagged promotion (not
 refitted for bf16, whose mainloop has no promotion; its choices were measured, docs/notes.md)."""
 
 PER_ROW_B_EFFICIENCY = {
-    64: EFFICIENCY[64],
-    128: {**EFFICIENCY[128], 112: 0.95, 128: 1.00, 144: 0.95, 160: 1.01},
+    64: _FP8_EFFICIENCY_2026_11_28[64],
+    128: {**_FP8_EFFICIENCY_2026_11_28[128], 112: 0.95, 128: 1.00, 144: 0.95, 160: 1.01},
 }
 """The same with per-row B scales and an fp32 output accumulated into (the weight-gradient kernel):
 128x128 and 128x160 run at about the same rate per FLOP there, so the wave count decides (H200, K =

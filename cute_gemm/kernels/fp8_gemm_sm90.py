@@ -362,9 +362,11 @@ class Fp8GemmSm90:
         self.lag_promotion = lagged_promotion(block_m, block_n, stages, b_scale_rows, ab_dtype)
         # NOTES: a tile whose split column depends on the tile has one K loop per candidate column
         # (``tile_k_loop``). With 4 or 8 candidates the unrolled copies made the kernel 72-163 KB of
-        # SASS (128x112 163 KB, 256x112 161 KB, 256x96 137 KB; 103, 63 and 91 KB before the loops
-        # were unrolled), and 112-wide tiles ran 6-11% slower than before: not unrolled, 100, 64
-        # and 90 KB at about the same instructions per K block. (Branch experiment: to be measured.)
+        # SASS (128x112 163 KB, 256x112 161 KB, 256x96 137 KB); rolled, 100, 64 and 90 KB at about
+        # the same instructions per K block. Rolled on the H200 (same process, two rounds): 128x112
+        # 1011 -> 1167 TFLOPS at 256x7168x7168, masked 256x112 921 -> 1045 (1x1024x7168x2048) and
+        # 786 -> 975 (4x256), 256x96 1232 -> 1272 (4096x2112x7168); 128x144 1184 -> 1159, dense
+        # 256x112 1309 -> 1280, 128x160 and 128x96 within 1%.
         self.unroll_k_loops = not (ab_dtype == "fp8" and b_scale_rows == 128
                                    and len(split_candidates(block_n)) > 2)
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
