@@ -159,9 +159,15 @@ SPLIT_K_MAX_M = 128
 SPLIT_K_MAX_BLOCK_N = 128
 """Widest tile offered with split-K (64x192 with split 2 spills registers)."""
 SPLIT_K_EXTRA_MAX_BLOCK_N = 64
-"""Widest 64-row split tile offered for 65..128 rows: 64x64 split 2 won at N = 2048-2112 (331-341
-TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost at N = 3584-4096 (443-490 vs 481-543:
-two math warpgroups hide more load latency than one)."""
+"""Widest 64-row tile offered for 65..128 rows (dense FP8, split or not): 64x64 split 2 won at N =
+2048-2112 (331-341 TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost at N = 3584-4096
+(443-490 vs 481-543: two math warpgroups hide more load latency than one); unsplit, 64x32 won at
+128x2112x7168 (1946 GB/s vs 128x32 split 2 1802), 64x112 lost at N = 7168 (2852-2900 vs 128x64
+3392-3459)."""
+SPLIT_K_OVERHEAD_K_BLOCKS = 2.0
+"""Extra cost of each CTA of a split tile (its partial sums exchanged through the cluster), in K
+blocks: without it the model took 128x32 split 2 over the unsplit 64x32 at 128x2112x7168 (1802 vs
+1946 GB/s); any value from 1 to 6 keeps every other choice of the 2026-11-29 sweep."""
 
 
 LONG_K_BLOCKS = 8
@@ -272,17 +278,17 @@ def candidates(
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)
     split_k_allowed = split_k_allowed and m <= SPLIT_K_MAX_M
-    split_only = 64 if split_k_allowed and 64 not in block_ms else None
-    if split_only:
-        block_ms = (split_only,) + block_ms  # two 64-row tiles of a 65..128-row problem, split only
+    extra_64 = split_k_allowed and 64 not in block_ms
+    if extra_64:
+        block_ms = (64,) + block_ms  # two 64-row tiles of a 65..128-row problem
     for bm in block_ms:
         for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
-            if bm == split_only and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
+            if extra_64 and bm == 64 and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
                 continue
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
-            splits = () if bm == split_only else (1,)
+            splits = (1,)
             if split_k_allowed and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
                 splits += (SPLIT_K,)
             for split_k in splits:
@@ -290,7 +296,8 @@ def candidates(
                 waves = ceil_div(ctas, num_sms)
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
-                                      tile_overhead_k_blocks(bm, block_n, variant, k if split_k == 1 else None),
+                                      tile_overhead_k_blocks(bm, block_n, variant, k if split_k == 1 else None)
+                                      + (SPLIT_K_OVERHEAD_K_BLOCKS if split_k > 1 else 0.0),
                                       split_k))
     return sorted(out, key=TileChoice.key)
 

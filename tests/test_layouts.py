@@ -169,8 +169,9 @@ def test_choose_config_deepseek_shapes(m, n, k):
     config = heuristics.choose_config(m, n, k, 132)
     assert isinstance(config, GemmConfig)
     check_tile(config.block_m, config.block_n)
-    # A split tile may be 64 rows high for up to 128 rows.
-    assert config.block_m in heuristics.block_m_candidates(m) or (config.split_k > 1 and config.block_m == 64)
+    # Up to 128 rows may take two 64-row tiles (at most 64 wide).
+    assert config.block_m in heuristics.block_m_candidates(m) or (
+        config.block_m == 64 and m <= heuristics.SPLIT_K_MAX_M and config.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N)
     stages = heuristics.choose_stages(config.block_m, config.block_n, k, split_k=config.split_k)
     assert config.stages == stages >= 3
     assert config.raster_group == 16 and config.raster_along_m is True
@@ -179,11 +180,12 @@ def test_choose_config_deepseek_shapes(m, n, k):
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
 @pytest.mark.parametrize("m", (1, 63, 64, 65, 128, 129, 1000, 4096, 4097))
 def test_block_m_rule(m, num_sms):
-    block_m = heuristics.choose_config(m, 4096, 7168, num_sms).block_m
+    config = heuristics.choose_config(m, 4096, 7168, num_sms)
+    block_m = config.block_m
     if m <= 64:
         assert block_m == 64
-    elif m <= 128:
-        assert block_m == 128
+    elif m <= 128:  # one 128-row tile, or two 64-row ones at most 64 wide
+        assert block_m == 128 or config.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
     else:
         assert block_m in (128, 256)
 
@@ -200,6 +202,8 @@ def modelled_cost(c, k):
     if c.block_n in (96, 112, 144, 160, 192):  # the split column is chosen per tile
         k_blocks += heuristics.SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
     # each epilogue piece without a buffer of its own at the heuristic's stages (a ring; unsplit)
+    if c.split_k > 1:  # the partial sums' exchange
+        k_blocks += heuristics.SPLIT_K_OVERHEAD_K_BLOCKS
     if c.split_k == 1:
         stages = heuristics.choose_stages(c.block_m, c.block_n, k)
         pieces = epilogue_pieces(c.block_m, c.block_n)
@@ -246,7 +250,10 @@ def test_candidates_wave_arithmetic(m, n, k, num_sms):
 def test_split_k_candidates(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True)
     unsplit = {(c.block_m, c.block_n) for c in ranked if c.split_k == 1}
-    assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)}
+    # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide.
+    extra = {(64, bn) for bn in heuristics.EFFICIENCY[64] if bn <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N}
+    extra = extra if 64 < m <= heuristics.SPLIT_K_MAX_M else set()
+    assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
     for c in ranked:
         if c.split_k == 1:
             continue
@@ -264,7 +271,9 @@ def test_split_k_candidates(m, n, k, num_sms):
 _RESULTS = Path(__file__).resolve().parent.parent / "benchmarks/results"
 # Every tile on the 18 dense, 4 contiguous and 7 masked shapes with the current kernel (2026-11-29:
 # B-scale warp, N and K compiled into in-place tiles, split-column K loops rolled).
-SWEEP_ROWS = json.loads((_RESULTS / "sweep-h200-2026-11-29-rolled-loops.json").read_text())["tiles"]
+# Its extra rows: unsplit 64-row tiles at M = 128, timed in alternating rounds afterwards.
+_SWEEP = json.loads((_RESULTS / "sweep-h200-2026-11-29-rolled-loops.json").read_text())
+SWEEP_ROWS = _SWEEP["tiles"] + [r for r in _SWEEP["extra_tiles"] if r["shape"] in {t["shape"] for t in _SWEEP["tiles"]}]
 
 
 def _measured_choice(shape: str) -> GemmConfig:
