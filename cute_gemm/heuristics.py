@@ -65,8 +65,9 @@ model's choice is within 2% of the fastest tile measured, except masked 4x256x71
 fastest). What moved, each confirmed by alternating same-process rounds:
 
 - 128x32 above 64x64 (both at 0.70-0.75 before): 64x4096x7168 64x32 3594 GB/s vs the old choice
-  64x64 split 2 3265; 128x2112x7168 128x32 split 2 1793 vs 64x64 split 2 1662; 128x4096x7168 128x32
-  2735 vs 128x64 split 2 2576.
+  64x64 split 2 3265; 128x2112x7168 128x32 split 2 1793 vs 64x64 split 2 1662 (and two unsplit
+  64x32 tiles 1946, chosen through :data:`SPLIT_K_OVERHEAD_K_BLOCKS`); 128x4096x7168 128x32 2735
+  vs 128x64 split 2 2576.
 - 128x128 from 1.00 to 1.01 and 256x128 from 1.03 to 1.025: at 4096x4096x7168 128x128 ran
   1409-1411 TFLOPS against 256x128 with N and K compiled in 1390-1397; 4096x7168x16384 keeps
   256x128 (1441 vs 128x128 1395, 128x160 1304) and the masked N = 7168, K = 2048 shapes keep
@@ -270,7 +271,8 @@ def candidates(
     variant: Variant = INFERENCE, num_groups: int = 1, split_k_allowed: bool = False,
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best
-    first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be."""
+    first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be,
+    and for 65..128 rows two 64-row tiles up to :data:`SPLIT_K_EXTRA_MAX_BLOCK_N` wide."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     block_ms = (block_m,) if block_m else block_m_candidates(m)
