@@ -130,14 +130,19 @@ ring then waits for a TMA store to finish reading before each reuse): 256x128 at
 of its 8 pieces, 5 x 0.35 = 1.75 of its K blocks, as measured (1.8 us a tile, docs/notes.md)."""
 
 
-def tile_overhead_k_blocks(block_m: int, block_n: int, variant: Variant = INFERENCE, k: int | None = None) -> float:
-    """Fixed cost of one tile in K blocks (the split dispatch only with 128x128 B scale blocks; the
-    ring epilogue, given ``k``, only for the inference variant it was fitted on; a split tile's
-    epilogue goes through the cluster's reduction instead, so it is not given ``k``)."""
+def tile_overhead_k_blocks(
+    block_m: int, block_n: int, variant: Variant = INFERENCE, k: int | None = None, split_k: int = 1,
+) -> float:
+    """Fixed cost of one tile (of each CTA of a split tile) in K blocks: the split dispatch only
+    with 128x128 B scale blocks; the ring epilogue, given ``k``, only for the inference variant it
+    was fitted on and unsplit (a split tile's epilogue goes through the cluster's reduction
+    instead, :data:`SPLIT_K_OVERHEAD_K_BLOCKS`)."""
     dispatches = variant.ab_dtype == "fp8" and variant.b_scale_rows == 128
     dispatch = SPLIT_DISPATCH_OVERHEAD_K_BLOCKS if dispatches and not scale_split_is_static(block_n) else 0.0
     ring = 0.0
-    if k is not None and variant == INFERENCE:
+    if split_k > 1:
+        ring = SPLIT_K_OVERHEAD_K_BLOCKS
+    elif k is not None and variant == INFERENCE:
         stages = choose_stages(block_m, block_n, k, variant)
         pieces = epilogue_pieces(block_m, block_n)
         unbuffered = max(0, pieces - epilogue_buffers(block_m, block_n, stages))
@@ -159,7 +164,7 @@ SPLIT_K_MAX_M = 128
 """Largest M offered split-K (the measured regime; larger M fills the SMs with tiles anyway)."""
 SPLIT_K_MAX_BLOCK_N = 128
 """Widest tile offered with split-K (64x192 with split 2 spills registers)."""
-SPLIT_K_EXTRA_MAX_BLOCK_N = 64
+EXTRA_64_ROW_MAX_BLOCK_N = 64
 """Widest 64-row tile offered for 65..128 rows (dense FP8, split or not): 64x64 split 2 won at N =
 2048-2112 (331-341 TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost at N = 3584-4096
 (443-490 vs 481-543: two math warpgroups hide more load latency than one); unsplit, 64x32 won at
@@ -272,7 +277,7 @@ def candidates(
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best
     first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be,
-    and for 65..128 rows two 64-row tiles up to :data:`SPLIT_K_EXTRA_MAX_BLOCK_N` wide."""
+    and for 65..128 rows two 64-row tiles up to :data:`EXTRA_64_ROW_MAX_BLOCK_N` wide."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     block_ms = (block_m,) if block_m else block_m_candidates(m)
@@ -287,7 +292,7 @@ def candidates(
         for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
-            if extra_64 and bm == 64 and block_n > SPLIT_K_EXTRA_MAX_BLOCK_N:
+            if extra_64 and bm == 64 and block_n > EXTRA_64_ROW_MAX_BLOCK_N:
                 continue
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             splits = (1,)
@@ -298,8 +303,7 @@ def candidates(
                 waves = ceil_div(ctas, num_sms)
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
-                                      tile_overhead_k_blocks(bm, block_n, variant, k if split_k == 1 else None)
-                                      + (SPLIT_K_OVERHEAD_K_BLOCKS if split_k > 1 else 0.0),
+                                      tile_overhead_k_blocks(bm, block_n, variant, k, split_k),
                                       split_k))
     return sorted(out, key=TileChoice.key)
 

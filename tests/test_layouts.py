@@ -171,7 +171,7 @@ def test_choose_config_deepseek_shapes(m, n, k):
     check_tile(config.block_m, config.block_n)
     # Up to 128 rows may take two 64-row tiles (at most 64 wide).
     assert config.block_m in heuristics.block_m_candidates(m) or (
-        config.block_m == 64 and m <= heuristics.SPLIT_K_MAX_M and config.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N)
+        config.block_m == 64 and m <= heuristics.SPLIT_K_MAX_M and config.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N)
     stages = heuristics.choose_stages(config.block_m, config.block_n, k, split_k=config.split_k)
     assert config.stages == stages >= 3
     assert config.raster_group == 16 and config.raster_along_m is True
@@ -185,7 +185,7 @@ def test_block_m_rule(m, num_sms):
     if m <= 64:
         assert block_m == 64
     elif m <= 128:  # one 128-row tile, or two 64-row ones at most 64 wide
-        assert block_m == 128 or config.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
+        assert block_m == 128 or config.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
     else:
         assert block_m in (128, 256)
 
@@ -251,7 +251,7 @@ def test_split_k_candidates(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True)
     unsplit = {(c.block_m, c.block_n) for c in ranked if c.split_k == 1}
     # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide.
-    extra = {(64, bn) for bn in heuristics.EFFICIENCY[64] if bn <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N}
+    extra = {(64, bn) for bn in heuristics.EFFICIENCY[64] if bn <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N}
     extra = extra if 64 < m <= heuristics.SPLIT_K_MAX_M else set()
     assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
     for c in ranked:
@@ -265,7 +265,7 @@ def test_split_k_candidates(m, n, k, num_sms):
         assert c.block_n <= heuristics.SPLIT_K_MAX_BLOCK_N and c.block_m <= 128
         assert epilogue_pieces(c.block_m, c.block_n) % c.split_k == 0
         if c.block_m not in heuristics.block_m_candidates(m):
-            assert c.block_m == 64 and c.block_n <= heuristics.SPLIT_K_EXTRA_MAX_BLOCK_N
+            assert c.block_m == 64 and c.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
 
 
 _RESULTS = Path(__file__).resolve().parent.parent / "benchmarks/results"
