@@ -382,6 +382,8 @@ def _plan_dense(a, b, d, accumulate, config) -> _Plan:
     _check_variant(config, variant)
     if config.static_nk not in (None, (n, k)):
         raise ValueError(f"config has N and K compiled in as {config.static_nk}, this call has (n, k) = {(n, k)}")
+    if config.a_box_rows is not None and m > config.a_box_rows:
+        raise ValueError(f"config loads A in boxes of a_box_rows={config.a_box_rows} rows, this call has m = {m}")
     return _Plan(jit.get_fp8_gemm(config), num_sms, False, spans, sfb_per_row)
 
 

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import (
+    A_BOX_ROWS,
+    ROW_SHIFT_ALIGN,
     epilogue_buffers, epilogue_pieces, lagged_promotion, max_stages, split_k_divides_tile,
     whole_tile_epilogue_stages,
 )
@@ -170,6 +172,17 @@ EXTRA_64_ROW_MAX_BLOCK_N = 64
 (443-490 vs 481-543: two math warpgroups hide more load latency than one); unsplit, 64x32 won at
 128x2112x7168 (1946 GB/s vs 128x32 split 2 1802), 64x112 lost at N = 7168 (2852-2900 vs 128x64
 3392-3459)."""
+ROWS_PAST_M_COST = 147.0
+"""Cost per K block (units of :attr:`TileChoice.cost`: BLOCK_M x BLOCK_N / efficiency per K block)
+of each row of a dense tile's A box past row M, beyond the first :data:`ROWS_PAST_M_FREE`. NOTES:
+TMA is slow on a box's rows past the tensor's edge, about 3.9 ns per row per K block whatever
+the tile: 128x32 at N = 4096, K = 7168 and 128x64 at N = 7168, K = 16384 both took about 220 ns
+more per K block at M = 65 than at M = 128, and 115-135 ns at M = 96; 128x192 at N = 24576,
+K = 1536 250 ns at M = 65 (H200, docs/notes.md). A K block of an in-bounds tile costs about
+0.03 ns per unit in these memory-bound shapes (128x32: 202 ns for 5461 units)."""
+ROWS_PAST_M_FREE = 12
+"""Rows past M that cost nothing measurable (M = 127 and 120 on a 128-row tile: within 3%); the
+moved last tile leaves up to 3 (:data:`cute_gemm.kernels.fp8_gemm_sm90.ROW_SHIFT_ALIGN`)."""
 SPLIT_K_OVERHEAD_K_BLOCKS = 2.0
 """Extra cost of each CTA of a split tile (its partial sums exchanged through the cluster), in K
 blocks: without it the model took 128x32 split 2 over the unsplit 64x32 at 128x2112x7168 (1802 vs
@@ -235,12 +248,14 @@ class TileChoice:
     efficiency: float  # relative FLOP rate of the tile (efficiency_table)
     overhead_k_blocks: float  # fixed cost of one tile (tile_overhead_k_blocks)
     split_k: int = 1  # CTAs per tile along K (waves and last_wave_tiles count CTAs)
+    past_m_cost: float = 0.0  # cost per K block of A's rows past M (ROWS_PAST_M_COST)
 
     @property
     def cost(self) -> float:
         """Modelled time in units of one full-efficiency 1x1 tile K block."""
-        k_blocks = ceil_div(self.num_k_blocks, self.split_k) + self.overhead_k_blocks
-        return self.waves * k_blocks * self.block_m * self.block_n / self.efficiency
+        k_blocks = ceil_div(self.num_k_blocks, self.split_k)
+        per_k_block = self.block_m * self.block_n / self.efficiency
+        return self.waves * ((k_blocks + self.overhead_k_blocks) * per_k_block + k_blocks * self.past_m_cost)
 
     def key(self):
         """Smaller is better: lowest modelled time, then the wider tile, then the taller, then unsplit."""
@@ -273,11 +288,13 @@ def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
 
 def candidates(
     m: int, n: int, k: int, num_sms: int, block_m: int | None = None,
-    variant: Variant = INFERENCE, num_groups: int = 1, split_k_allowed: bool = False,
+    variant: Variant = INFERENCE, num_groups: int = 1, split_k_allowed: bool = False, dense: bool = False,
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best
     first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be,
-    and for 65..128 rows two 64-row tiles up to :data:`EXTRA_64_ROW_MAX_BLOCK_N` wide."""
+    and for 65..128 rows two 64-row tiles up to :data:`EXTRA_64_ROW_MAX_BLOCK_N` wide. ``dense``:
+    a dense (not grouped) problem, whose tiles pay for rows of A's box past M
+    (:func:`rows_past_m`)."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
     block_ms = (block_m,) if block_m else block_m_candidates(m)
@@ -301,10 +318,11 @@ def candidates(
             for split_k in splits:
                 ctas = num_tiles * split_k
                 waves = ceil_div(ctas, num_sms)
+                past_m = rows_past_m(m, bm, split_k, variant) if dense else 0
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
                                       tile_overhead_k_blocks(bm, block_n, variant, k, split_k),
-                                      split_k))
+                                      split_k, ROWS_PAST_M_COST * max(0, past_m - ROWS_PAST_M_FREE)))
     return sorted(out, key=TileChoice.key)
 
 
@@ -346,13 +364,37 @@ def compiles_shape_in(config: GemmConfig) -> bool:
             and not lagged_promotion(config.block_m, config.block_n, config.stages, config.b_scale_rows))
 
 
+def rows_past_m(m: int, block_m: int, split_k: int = 1, variant: Variant = INFERENCE) -> int:
+    """Rows of a dense problem's last M tile's A box past row ``m``: the box is BLOCK_M rows, or
+    :func:`a_box_rows` for few rows; the last tile moves up to end near row ``m`` when ``m >=
+    BLOCK_M`` (not split-K or accumulating: :attr:`Fp8GemmSm90.shift_last_m_tile`)."""
+    if m >= block_m and split_k == 1 and not variant.accumulate:
+        return (ceil_div(m, block_m) * block_m - m) % ROW_SHIFT_ALIGN
+    box = a_box_rows(m, block_m) if variant == INFERENCE else None
+    return box - m if box else ceil_div(m, block_m) * block_m - m
+
+
+def a_box_rows(m: int, block_m: int) -> int | None:
+    """Rows of A a dense FP8 inference tile loads per K block for ``m`` rows: the fewest of
+    :data:`cute_gemm.kernels.fp8_gemm_sm90.A_BOX_ROWS` that hold them, or None (BLOCK_M rows).
+
+    NOTES: TMA is slow on rows past the tensor's edge (``A_BOX_ROWS``). With boxes that fit M,
+    decoding batches of 1-32 rows ran 1.2-2.2x faster, as fast as M = 64: 1x4096x7168 17.5 ->
+    8.1 us, 16x7168x2048 7.3 -> 4.4, 8x2112x7168 10.7 -> 6.7, 32x24576x1536 9.4 -> 7.6 (H200,
+    docs/notes.md).
+    """
+    return next((rows for rows in A_BOX_ROWS if m <= rows < block_m), None)
+
+
 @functools.lru_cache(maxsize=4096)
 def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) -> GemmConfig:
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     dense_fp8 = variant.ab_dtype == "fp8"
-    config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8)[0], k, variant)
+    config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8, dense=True)[0], k, variant)
     if compiles_shape_in(config):
         config = config._replace(static_nk=(n, k))
+    if variant == INFERENCE:
+        config = config._replace(a_box_rows=a_box_rows(m, config.block_m))
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config
@@ -414,7 +456,7 @@ def explain(m: int, n: int, k: int, num_sms: int, variant: Variant = INFERENCE) 
 
 
 def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> str:
-    ranked = candidates(m, n, k, num_sms, variant=config.variant, split_k_allowed=config.ab_dtype == "fp8")
+    ranked = candidates(m, n, k, num_sms, variant=config.variant, split_k_allowed=config.ab_dtype == "fp8", dense=True)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
         "  tile      tiles  waves  last-wave tiles  efficiency  promotion  modelled time "

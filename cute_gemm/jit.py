@@ -57,6 +57,8 @@ class GemmConfig(NamedTuple):
     contiguous mode. ``static_nk``: ``(n, k)`` compiled into the kernel as constants (dense FP8 only;
     M, strides and pointers stay run-time arguments), or None: one compile serves every shape. The
     heuristic sets it where it pays (:func:`cute_gemm.heuristics.compiles_shape_in`).
+    ``a_box_rows``: None, or 8 / 16 / 32 rows of A loaded per K block instead of BLOCK_M, for
+    dense problems with at most that many rows (decoding; TMA is slow on a box's rows past M).
     """
 
     block_m: int
@@ -75,6 +77,7 @@ class GemmConfig(NamedTuple):
     a_major: str = "k"
     b_major: str = "k"
     static_nk: tuple[int, int] | None = None
+    a_box_rows: int | None = None
 
     @property
     def block_k(self) -> int:
@@ -102,6 +105,8 @@ class GemmConfig(NamedTuple):
             variant += f" A {self.a_major.upper()}-major, B {self.b_major.upper()}-major"
         if self.static_nk is not None:
             variant += " N={} K={} compiled in".format(*self.static_nk)
+        if self.a_box_rows is not None:
+            variant += f" A box {self.a_box_rows} rows"
         return (
             f"{'BF16 ' if self.ab_dtype == 'bf16' else ''}BLOCK_M={self.block_m} BLOCK_N={self.block_n} "
             f"BLOCK_K={self.block_k} stages={self.stages} cluster={self.cluster_m}x{self.cluster_n} "

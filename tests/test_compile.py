@@ -12,7 +12,7 @@ import re
 import pytest
 
 from cute_gemm import heuristics
-from cute_gemm.bench import suite_shapes
+from cute_gemm.bench import DEEPSEEK_V3_NK, suite_shapes
 from cute_gemm.heuristics import choose_stages
 from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import SMEM_CAPACITY, epilogue_pieces, lagged_promotion, max_stages
@@ -59,6 +59,10 @@ CONFIGS += [
     for bm, bn in ((256, 128), (128, 160), (64, 112))
     for acc in (True, False)
 ] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
+CONFIGS += list(dict.fromkeys(  # A boxes of 8 / 16 / 32 rows: the heuristic's decoding choices
+    [heuristics.choose_config(1, n, k, 132) for n, k in DEEPSEEK_V3_NK]
+    + [heuristics.choose_config(m, n, k, 132) for m in (16, 32) for n, k in ((4096, 7168), (7168, 2048))]
+))
 SPLIT_K_CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn, split_k=split), split_k=split)
     for bm, bn in legal_tiles() if bm <= 128 and bn <= 128
@@ -88,6 +92,7 @@ def _config_id(c):
     variant += "" if c.out_dtype == "bf16" else f"-{c.out_dtype}" + ("-acc" if c.accumulate else "")
     variant += "" if c.split_k == 1 else f"-split{c.split_k}"
     variant += "" if c.static_nk is None else "-n{}k{}".format(*c.static_nk)
+    variant += "" if c.a_box_rows is None else f"-abox{c.a_box_rows}"
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 
 

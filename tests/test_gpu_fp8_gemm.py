@@ -81,6 +81,46 @@ def test_ring_and_whole_tile_epilogues(block_m, block_n, stages):
     check(p, p.d)
 
 
+@pytest.mark.parametrize("m_past_tiles", [1, 5, -1])
+@pytest.mark.parametrize("block_m,block_n,static", [(128, 128, False), (256, 128, True), (128, 32, False),
+                                                     (64, 32, False), (128, 112, False)])
+def test_last_m_tile_moved_up_stays_in_bounds(block_m, block_n, static, m_past_tiles):
+    # The last M tile of a dense GEMM ends at row M (Fp8GemmSm90.tile_row_shift): its rows shared
+    # with the tile above are written twice, and rows past M must stay untouched. D is a view of
+    # a larger poisoned buffer, so a store past row M would land in the rows after it.
+    m = 2 * block_m + m_past_tiles if m_past_tiles > 0 else block_m + block_m // 2
+    n, k = 3 * 128 + 16, 128 * 4 + 32
+    p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
+    padded = torch.full((m + block_m, n), float("nan"), dtype=p.d.dtype, device=p.d.device)
+    config = GemmConfig(block_m, block_n, heuristics.choose_stages(block_m, block_n, k),
+                        static_nk=(n, k) if static else None)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), padded[:m], config=config)
+    assert torch.isnan(padded[m:]).all(), "rows past M were written"
+    check(p, padded[:m])
+
+
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 16, 17, 31, 32])
+@pytest.mark.parametrize("block_n,split_k", [(32, 1), (64, 1), (32, 2), (192, 1)])
+def test_small_a_box_for_few_rows(m, block_n, split_k):
+    # A box of 8 / 16 / 32 rows (heuristics.a_box_rows): WGMMA reads 64 rows of A's stage, the
+    # rows past the box are stale shared memory; their results must never reach D.
+    n, k = 5 * 128 + 8 * 3, 128 * 5 + 48
+    p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
+    padded = torch.full((m + 64, n), float("nan"), dtype=p.d.dtype, device=p.d.device)
+    config = GemmConfig(64, block_n, heuristics.choose_stages(64, block_n, k, split_k=split_k),
+                        split_k=split_k, a_box_rows=heuristics.a_box_rows(m, 64))
+    assert config.a_box_rows is not None
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), padded[:m], config=config)
+    assert torch.isnan(padded[m:]).all(), "rows past M were written"
+    check(p, padded[:m])
+
+
+def test_a_box_smaller_than_m_is_refused():
+    p = make_fp8_gemm_problem(9, 256, 256)
+    with pytest.raises(ValueError, match="a_box_rows=8"):
+        cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=GemmConfig(64, 32, 8, a_box_rows=8))
+
+
 @pytest.mark.parametrize("cluster", [(2, 1), (1, 2)])
 @pytest.mark.parametrize("block_m,block_n", [(128, 128), (64, 112), (128, 160)])
 def test_clusters_with_odd_edges(block_m, block_n, cluster):

@@ -178,11 +178,13 @@ def test_choose_config_deepseek_shapes(m, n, k):
 
 
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
-@pytest.mark.parametrize("m", (1, 63, 64, 65, 128, 129, 1000, 4096, 4097))
+@pytest.mark.parametrize("m", (1, 63, 64, 65, 119, 120, 128, 129, 1000, 4096, 4097))
 def test_block_m_rule(m, num_sms):
     config = heuristics.choose_config(m, 4096, 7168, num_sms)
     block_m = config.block_m
     if m <= 64:
+        assert block_m == 64
+    elif 128 - m > heuristics.MAX_ROWS_PAST_M:  # a 128-row tile would reach too far past M
         assert block_m == 64
     elif m <= 128:  # one 128-row tile, or two 64-row ones at most 64 wide
         assert block_m == 128 or config.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
@@ -245,15 +247,20 @@ def test_candidates_wave_arithmetic(m, n, k, num_sms):
 
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
 @pytest.mark.parametrize("n", (8, 576, 2112, 4096, 7168, 24576))
-@pytest.mark.parametrize("m", (1, 64, 65, 128, 129, 4096))
+@pytest.mark.parametrize("m", (1, 64, 65, 120, 128, 129, 4096))
 @pytest.mark.parametrize("k", (512, 2048, 4096, 7168, 16384))
 def test_split_k_candidates(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True)
     unsplit = {(c.block_m, c.block_n) for c in ranked if c.split_k == 1}
-    # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide.
+    # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide, or
+    # only 64-row tiles (of every width) where a 128-row tile would reach too far past M.
     extra = {(64, bn) for bn in heuristics.EFFICIENCY[64] if bn <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N}
     extra = extra if 64 < m <= heuristics.SPLIT_K_MAX_M else set()
-    assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
+    only_64 = 64 < m <= heuristics.SPLIT_K_MAX_M and 128 - m > heuristics.MAX_ROWS_PAST_M
+    if only_64:
+        assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms, block_m=64)}
+    else:
+        assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
     for c in ranked:
         if c.split_k == 1:
             continue
@@ -264,7 +271,7 @@ def test_split_k_candidates(m, n, k, num_sms):
         assert c.num_tiles * c.split_k <= num_sms and (c.waves, c.last_wave_tiles) == (1, c.num_tiles * c.split_k)
         assert c.block_n <= heuristics.SPLIT_K_MAX_BLOCK_N and c.block_m <= 128
         assert epilogue_pieces(c.block_m, c.block_n) % c.split_k == 0
-        if c.block_m not in heuristics.block_m_candidates(m):
+        if c.block_m not in heuristics.block_m_candidates(m) and not only_64:
             assert c.block_m == 64 and c.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
 
 

@@ -59,14 +59,18 @@ def lagged_promotion(block_m: int, block_n: int, stages: int, b_scale_rows: int 
             and block_n <= LAGGED_PROMOTION_MAX_BLOCK_N[tiles.num_waves(block_m)])
 
 
-def _stage_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8") -> int:
+def _stage_bytes(
+    block_m: int, block_n: int, b_scale_rows: int = 128, ab_dtype: str = "fp8", a_rows: int | None = None
+) -> int:
     """Bytes TMA brings in per pipeline stage: A and B tiles (128-byte rows: BLOCK_K = 128 fp8 or 64
-    bf16), and for fp8 BLOCK_M fp32 A scales and, with per-row B scales, BLOCK_N fp32 B scales."""
-    operands = (block_m + block_n) * tiles.ROW_BYTES
+    bf16), and for fp8 the A rows' fp32 scales and, with per-row B scales, BLOCK_N fp32 B scales.
+    ``a_rows``: rows of A's box (``GemmConfig.a_box_rows``), BLOCK_M by default."""
+    a_rows = a_rows or block_m
+    operands = (a_rows + block_n) * tiles.ROW_BYTES
     if ab_dtype == "bf16":
         return operands
     sfb_bytes = block_n * 4 if b_scale_rows == 1 else 0
-    return operands + block_m * 4 + sfb_bytes
+    return operands + a_rows * 4 + sfb_bytes
 
 
 def _sfb_stage_floats(block_n: int, b_scale_rows: int, ab_dtype: str) -> int:
@@ -91,6 +95,21 @@ def _stage_smem_bytes(block_m: int, block_n: int, b_scale_rows: int = 128, ab_dt
 def math_threads(block_m: int) -> int:
     """Threads of the math warpgroups: 64 rows of each 128-row wave per warpgroup."""
     return 128 * (min(block_m, tiles.WAVE_BLOCK_M) // tiles.ROWS_PER_MATH_WARPGROUP)
+
+
+A_BOX_ROWS = (8, 16, 32)
+"""Rows of A a dense tile may load per K block instead of BLOCK_M when M is at most that
+(``GemmConfig.a_box_rows``). NOTES: TMA is slow on the rows of a box past the tensor's edge: at
+N = 4096, K = 7168 with 64x32 tiles, M = 1 took 17.6 us, 16 16.3, 32 12.3, 48 11.3, 63 8.8 and
+64 8.5 (H200, docs/notes.md). WGMMA still reads 64 rows; those past the box hold stale shared
+memory, and the rows they make are never stored. Divisors of 64 only: the box is the first rows
+of each stage's swizzled A tile."""
+
+
+ROW_SHIFT_ALIGN = 4
+"""Rows a moved tile's start is a multiple of (:meth:`Fp8GemmSm90.tile_row_shift`). NOTES: SFA is
+M-major, and TMA's innermost coordinate must be 16-byte aligned: an SFA box starting at an odd
+row stopped the kernel with an illegal instruction (H200)."""
 
 
 SPLIT_K_CHOICES = (1, 2, 3, 4)
@@ -269,6 +288,7 @@ class Fp8GemmSm90:
         ab_dtype: str = "fp8",
         a_major: str = "k",
         b_major: str = "k",
+        a_box_rows: int | None = None,
     ):
         if ab_dtype != self.AB_DTYPE:
             raise ValueError(f"{type(self).__name__} takes ab_dtype={self.AB_DTYPE!r}, got {ab_dtype!r}")
@@ -287,6 +307,13 @@ class Fp8GemmSm90:
         self.kind = GemmKind(kind)
         if self.kind != GemmKind.NORMAL and (cluster_m, cluster_n) != (1, 1):
             raise ValueError("clusters are only supported for the dense (NORMAL) kind so far")
+        if a_box_rows is not None:
+            if a_box_rows not in A_BOX_ROWS or a_box_rows >= block_m:
+                raise ValueError(f"a_box_rows must be one of {A_BOX_ROWS} below block_m={block_m}, got {a_box_rows}")
+            if self.kind != GemmKind.NORMAL or (cluster_m, cluster_n) != (1, 1) or a_major != "k":
+                raise ValueError("a_box_rows is for dense K-major kernels without a cluster")
+        # Rows of A (and SFA) TMA loads per K block: the tile's, or a smaller box for tiny M.
+        self.a_rows = a_box_rows or block_m
         if self.kind != GemmKind.NORMAL:
             choices = (tiles.MASKED_BLOCK_M_CHOICES if self.kind == GemmKind.M_GROUPED_MASKED
                        else tiles.GROUPED_BLOCK_M_CHOICES)
@@ -372,6 +399,15 @@ class Fp8GemmSm90:
         self.unroll_k_loops = not (ab_dtype == "fp8" and b_scale_rows == 128
                                    and len(split_candidates(block_n)) > 2)
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
+        # NOTES: a TMA box that reaches past row M is slow: every K block of a tile whose A box
+        # holds fewer valid rows costs more (N = 4096, K = 7168, 128x32: M = 65 25.2 us, 96 19.2,
+        # 128 11.6; H200, docs/notes.md), as DeepGEMM's maintainers found too. So the last M tile
+        # of a dense GEMM moves up to end at row M when M >= BLOCK_M (:meth:`tile_row_shift`): its
+        # boxes stay in bounds and the rows it shares with the tile above are written twice with
+        # the same values. Not where a row may be written only once (accumulating stores, split-K
+        # shares) or where a cluster pairs M tiles.
+        self.shift_last_m_tile = (self.kind == GemmKind.NORMAL and not accumulate and split_k == 1
+                                  and self.cluster_mn == (1, 1))
 
     # ------------------------------------------------------------------------------------------
     # host side
@@ -423,14 +459,18 @@ class Fp8GemmSm90:
         )
         # (bM, bK, stages), (bN, bK, stages), (epi_m, epi_n, 2)
         a_smem_layout = smem_layouts.operand_smem_layout(a.element_type, bM, bK, self.stages, self.a_mn_major)
+        # (a_rows, bK) and (a_rows, 1): the first rows of a stage, where TMA writes A and SFA
+        a_box_layout = cute.slice_(
+            smem_layouts.operand_smem_layout(a.element_type, self.a_rows, bK, 1, self.a_mn_major), (None, None, 0)
+        )
+        sfa_box_layout = cute.slice_(scale_layouts.sfa_smem_layout(self.a_rows, 1), (None, None, 0))
         b_smem_layout = smem_layouts.operand_smem_layout(b.element_type, bN, bK, self.stages, self.b_mn_major)
         epi_smem_layout = smem_layouts.epilogue_smem_layout(d.element_type, self.epi_tile, self.epi_buffers)
-        sfa_smem_layout = scale_layouts.sfa_smem_layout(bM, self.stages)
         sfb_smem_layout = scale_layouts.sfb_smem_layout(bN, self.stages)
 
         cm, cn = self.cluster_mn
         tma_atom_a, tma_a = cpasync.make_tiled_tma_atom(
-            self._g2s_op(cn), a, cute.slice_(a_smem_layout, (None, None, 0)), (bM, bK), num_multicast=cn
+            self._g2s_op(cn), a, a_box_layout, (self.a_rows, bK), num_multicast=cn
         )
         tma_atom_b, tma_b = cpasync.make_tiled_tma_atom(
             self._g2s_op(cm), b, cute.slice_(b_smem_layout, (None, None, 0)), (bN, bK), num_multicast=cm
@@ -438,7 +478,7 @@ class Fp8GemmSm90:
         tma_atom_sfa, tma_sfa = None, None
         if cutlass.const_expr(self.scaled):
             tma_atom_sfa, tma_sfa = cpasync.make_tiled_tma_atom(
-                self._g2s_op(cn), sfa, cute.slice_(sfa_smem_layout, (None, None, 0)), (bM, 1),
+                self._g2s_op(cn), sfa, sfa_box_layout, (self.a_rows, 1),
                 num_multicast=cn,
             )
         # Per-row B scales travel with B (shared along M, like B).
@@ -638,7 +678,7 @@ class Fp8GemmSm90:
             consumer_group=pipeline.CooperativeGroup(
                 pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
             ),
-            tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows, self.AB_DTYPE),
+            tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows, self.AB_DTYPE, self.a_rows),
             cta_layout_vmnk=cute.make_layout((1, cm, cn, 1)),
             defer_sync=True,
         )
@@ -714,24 +754,16 @@ class Fp8GemmSm90:
         a_cta_layout = cute.make_layout(cn)
         b_cta_layout = cute.make_layout(cm)
         # (bM, bK, RestM, RestK[, G]), (bN, bK, RestN, RestK[, G]), (bM, 1, RestM, RestK[, G])
-        gA = cute.local_tile(mA_mk, (bM, bK), (None, None) + (None,) * (cute.rank(mA_mk) - 2))
+        # (bN, bK, RestN, RestK[, G])
         gB = cute.local_tile(mB_nk, (bN, bK), (None, None) + (None,) * (cute.rank(mB_nk) - 2))
-        # ((atom), stages) and ((atom), RestM, RestK)
-        tAsA, tAgA = cpasync.tma_partition(
-            tma_atom_a, cluster_coord_mnk[1], a_cta_layout,
-            cute.group_modes(sA, 0, 2), cute.group_modes(gA, 0, 2),
+        # ((atom), stages) and ((atom), RestM, RestK[, G]) of A, SFA and B
+        tAsA, tAgA, tSsSFA, tSgSFA = self.partition_a_rows(
+            None, tma_atom_a, mA_mk, sA, tma_atom_sfa, mSFA_mk, sSFA, cluster_coord_mnk[1], a_cta_layout
         )
         tBsB, tBgB = cpasync.tma_partition(
             tma_atom_b, cluster_coord_mnk[0], b_cta_layout,
             cute.group_modes(sB, 0, 2), cute.group_modes(gB, 0, 2),
         )
-        tSsSFA, tSgSFA = None, None
-        if cutlass.const_expr(self.scaled):
-            gSFA = cute.local_tile(mSFA_mk, (bM, 1), (None, None) + (None,) * (cute.rank(mSFA_mk) - 2))
-            tSsSFA, tSgSFA = cpasync.tma_partition(
-                tma_atom_sfa, cluster_coord_mnk[1], a_cta_layout,
-                cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
-            )
         tSsSFB, tSgSFB = None, None
         if cutlass.const_expr(self.sfb_per_row):
             # (bN, 1, RestN, RestK) -> ((atom), stages) and ((atom), RestN, RestK)
@@ -747,6 +779,13 @@ class Fp8GemmSm90:
         while unit < num_units:
             tile = sched.tile(unit)
             if tile.is_valid:
+                tile_tAgA, tile_tSgSFA = tAgA, tSgSFA
+                if cutlass.const_expr(self.shift_last_m_tile):
+                    row_shift = self.tile_row_shift(tile, mA_mk.shape[0])
+                    _, tile_tAgA, _, tile_tSgSFA = self.partition_a_rows(
+                        row_shift, tma_atom_a, mA_mk, sA, tma_atom_sfa, mSFA_mk, sSFA,
+                        cluster_coord_mnk[1], a_cta_layout,
+                    )
                 # (atom, RestK) slices of this tile; grouped operands also index the expert.
                 a_coord = (None, tile.m_block, None)
                 b_coord = (None, tile.n_block, None)
@@ -754,10 +793,10 @@ class Fp8GemmSm90:
                     a_coord = a_coord + (tile.expert,)
                 if cutlass.const_expr(self.m_grouped):
                     b_coord = b_coord + (tile.expert,)
-                tAgA_k, tBgB_k = tAgA[a_coord], tBgB[b_coord]
+                tAgA_k, tBgB_k = tile_tAgA[a_coord], tBgB[b_coord]
                 tSgSFA_k = None
                 if cutlass.const_expr(self.scaled):
-                    tSgSFA_k = tSgSFA[a_coord]
+                    tSgSFA_k = tile_tSgSFA[a_coord]
                 for tile_k_block in range(tile.num_k_blocks):
                     k_block = tile.k_block0 + tile_k_block
                     mainloop.producer_acquire(state)
@@ -776,6 +815,50 @@ class Fp8GemmSm90:
                     state.advance()
             unit += sched.stride
         mainloop.producer_tail(state)
+
+    @cute.jit
+    def partition_a_rows(
+        self, row_shift, tma_atom_a: cute.CopyAtom, mA_mk: cute.Tensor, sA: cute.Tensor,
+        tma_atom_sfa, mSFA_mk, sSFA, cta_coord, a_cta_layout: cute.Layout,
+    ) -> tuple:
+        """TMA partitions of A and (FP8) SFA: ``((atom), stages)`` in shared memory and
+        ``((atom), RestM, RestK[, G])`` in global memory, boxes of :attr:`a_rows` rows, the global
+        rows moved up by ``row_shift`` (:meth:`tile_row_shift`; ``None``: not moved)."""
+        bM, _, bK = self.tile_shape_mnk
+        a_rows = self.a_rows
+        if cutlass.const_expr(a_rows < bM):
+            # the box: the first a_rows rows of each stage (M <= a_rows: one M tile)
+            sA = cute.flat_divide(sA, (a_rows,))[(None, 0, None, None)]
+            if cutlass.const_expr(self.scaled):
+                sSFA = cute.flat_divide(sSFA, (a_rows,))[(None, 0, None, None)]
+        if cutlass.const_expr(row_shift is not None):
+            mA_mk = cute.domain_offset((-row_shift, 0), mA_mk)
+        # (a_rows, bK, RestM, RestK[, G])
+        gA = cute.local_tile(mA_mk, (a_rows, bK), (None, None) + (None,) * (cute.rank(mA_mk) - 2))
+        tAsA, tAgA = cpasync.tma_partition(
+            tma_atom_a, cta_coord, a_cta_layout, cute.group_modes(sA, 0, 2), cute.group_modes(gA, 0, 2),
+        )
+        tSsSFA, tSgSFA = None, None
+        if cutlass.const_expr(self.scaled):
+            if cutlass.const_expr(row_shift is not None):
+                mSFA_mk = cute.domain_offset((-row_shift, 0), mSFA_mk)
+            # (a_rows, 1, RestM, RestK[, G])
+            gSFA = cute.local_tile(mSFA_mk, (a_rows, 1), (None, None) + (None,) * (cute.rank(mSFA_mk) - 2))
+            tSsSFA, tSgSFA = cpasync.tma_partition(
+                tma_atom_sfa, cta_coord, a_cta_layout, cute.group_modes(sSFA, 0, 2), cute.group_modes(gSFA, 0, 2),
+            )
+        return tAsA, tAgA, tSsSFA, tSgSFA
+
+    @cute.jit
+    def tile_row_shift(self, tile, m: Int32) -> Int32:
+        """Rows a dense tile's A, SFA and D boxes move up: the last M tile ends at row ``m`` (or
+        up to ``ROW_SHIFT_ALIGN - 1`` rows past it) instead of up to ``BLOCK_M - 1`` rows past it,
+        when ``m >= BLOCK_M``; 0 for every other tile (:attr:`shift_last_m_tile`)."""
+        row_shift = Int32(0)
+        tile_end = (tile.m_block + 1) * self.block_m
+        if tile_end > m and m >= self.block_m:
+            row_shift = (tile_end - m) // ROW_SHIFT_ALIGN * ROW_SHIFT_ALIGN
+        return row_shift
 
     @cute.jit
     def tile_b_scale_rows(self, mSFB_nk: cute.Tensor, tile) -> tuple:
@@ -947,6 +1030,12 @@ class Fp8GemmSm90:
                 if cutlass.const_expr(self.d_per_expert):
                     d_coord = d_coord + (tile.expert,)
                 gD_tile = gD[d_coord]
+                if cutlass.const_expr(self.shift_last_m_tile):
+                    # (bM, bN), moved up with the tile's A rows
+                    row_shift = self.tile_row_shift(tile, mD_mn.shape[0])
+                    gD_tile = cute.local_tile(
+                        cute.domain_offset((-row_shift, 0), mD_mn), (bM, bN), (tile.m_block, tile.n_block)
+                    )
                 gD_real_tile = gD_tile
                 if cutlass.const_expr(self.m_grouped):
                     gD_real_tile = self.real_tile(d_real, tile)
