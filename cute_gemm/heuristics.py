@@ -364,11 +364,17 @@ def compiles_shape_in(config: GemmConfig) -> bool:
             and not lagged_promotion(config.block_m, config.block_n, config.stages, config.b_scale_rows))
 
 
+def shifts_last_m_tile(m: int, block_m: int, split_k: int = 1, variant: Variant = INFERENCE) -> bool:
+    """Whether a dense problem's last M tile moves up to end at row ``m`` (``GemmConfig.
+    shift_last_m_tile``): M past BLOCK_M and not a multiple of it, unsplit, not accumulating."""
+    return m > block_m and m % block_m != 0 and split_k == 1 and not variant.accumulate
+
+
 def rows_past_m(m: int, block_m: int, split_k: int = 1, variant: Variant = INFERENCE) -> int:
     """Rows of a dense problem's last M tile's A box past row ``m``: the box is BLOCK_M rows, or
-    :func:`a_box_rows` for few rows; the last tile moves up to end near row ``m`` when ``m >=
-    BLOCK_M`` (not split-K or accumulating: :attr:`Fp8GemmSm90.shift_last_m_tile`)."""
-    if m >= block_m and split_k == 1 and not variant.accumulate:
+    :func:`a_box_rows` for few rows; the last tile moves up to end near row ``m`` where
+    :func:`shifts_last_m_tile`."""
+    if shifts_last_m_tile(m, block_m, split_k, variant):
         return (ceil_div(m, block_m) * block_m - m) % ROW_SHIFT_ALIGN
     box = a_box_rows(m, block_m) if variant == INFERENCE else None
     return box - m if box else ceil_div(m, block_m) * block_m - m
@@ -395,6 +401,8 @@ def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFER
         config = config._replace(static_nk=(n, k))
     if variant == INFERENCE:
         config = config._replace(a_box_rows=a_box_rows(m, config.block_m))
+    if shifts_last_m_tile(m, config.block_m, config.split_k, variant):
+        config = config._replace(shift_last_m_tile=True)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config

@@ -59,6 +59,8 @@ class GemmConfig(NamedTuple):
     heuristic sets it where it pays (:func:`cute_gemm.heuristics.compiles_shape_in`).
     ``a_box_rows``: None, or 8 / 16 / 32 rows of A loaded per K block instead of BLOCK_M, for
     dense problems with at most that many rows (decoding; TMA is slow on a box's rows past M).
+    ``shift_last_m_tile``: the last M tile of a dense problem moves up to end at row M when M >=
+    BLOCK_M (for M not a multiple of BLOCK_M; not with split-K, accumulation or a cluster).
     """
 
     block_m: int
@@ -78,6 +80,7 @@ class GemmConfig(NamedTuple):
     b_major: str = "k"
     static_nk: tuple[int, int] | None = None
     a_box_rows: int | None = None
+    shift_last_m_tile: bool = False
 
     @property
     def block_k(self) -> int:
@@ -107,6 +110,8 @@ class GemmConfig(NamedTuple):
             variant += " N={} K={} compiled in".format(*self.static_nk)
         if self.a_box_rows is not None:
             variant += f" A box {self.a_box_rows} rows"
+        if self.shift_last_m_tile:
+            variant += " last M tile moved up"
         return (
             f"{'BF16 ' if self.ab_dtype == 'bf16' else ''}BLOCK_M={self.block_m} BLOCK_N={self.block_n} "
             f"BLOCK_K={self.block_k} stages={self.stages} cluster={self.cluster_m}x{self.cluster_n} "

@@ -59,6 +59,9 @@ CONFIGS += [
     for bm, bn in ((256, 128), (128, 160), (64, 112))
     for acc in (True, False)
 ] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
+CONFIGS += list(dict.fromkeys(  # the last M tile moved up: the heuristic's choices for ragged M
+    heuristics.choose_config(m, n, k, 132) for m in (129, 4097) for n, k in DEEPSEEK_V3_NK
+))
 CONFIGS += list(dict.fromkeys(  # A boxes of 8 / 16 / 32 rows: the heuristic's decoding choices
     [heuristics.choose_config(1, n, k, 132) for n, k in DEEPSEEK_V3_NK]
     + [heuristics.choose_config(m, n, k, 132) for m in (16, 32) for n, k in ((4096, 7168), (7168, 2048))]
@@ -93,6 +96,7 @@ def _config_id(c):
     variant += "" if c.split_k == 1 else f"-split{c.split_k}"
     variant += "" if c.static_nk is None else "-n{}k{}".format(*c.static_nk)
     variant += "" if c.a_box_rows is None else f"-abox{c.a_box_rows}"
+    variant += "-shift" if c.shift_last_m_tile else ""
     return f"{c.kind.name.lower()}-{c.block_m}x{c.block_n}x{c.stages}-c{c.cluster_m}x{c.cluster_n}{variant}"
 
 

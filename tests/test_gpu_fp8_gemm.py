@@ -93,7 +93,7 @@ def test_last_m_tile_moved_up_stays_in_bounds(block_m, block_n, static, m_past_t
     p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
     padded = torch.full((m + block_m, n), float("nan"), dtype=p.d.dtype, device=p.d.device)
     config = GemmConfig(block_m, block_n, heuristics.choose_stages(block_m, block_n, k),
-                        static_nk=(n, k) if static else None)
+                        static_nk=(n, k) if static else None, shift_last_m_tile=True)
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), padded[:m], config=config)
     assert torch.isnan(padded[m:]).all(), "rows past M were written"
     check(p, padded[:m])

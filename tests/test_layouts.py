@@ -184,8 +184,6 @@ def test_block_m_rule(m, num_sms):
     block_m = config.block_m
     if m <= 64:
         assert block_m == 64
-    elif 128 - m > heuristics.MAX_ROWS_PAST_M:  # a 128-row tile would reach too far past M
-        assert block_m == 64
     elif m <= 128:  # one 128-row tile, or two 64-row ones at most 64 wide
         assert block_m == 128 or config.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
     else:
@@ -198,8 +196,18 @@ def test_every_candidate_is_a_legal_tile():
             check_tile(block_m, block_n)
 
 
-def modelled_cost(c, k):
-    """The documented model, written out independently of TileChoice.cost."""
+def rows_past_m(m, block_m, split_k):
+    """Dense inference: rows of the last M tile's A box past M (written out independently)."""
+    if m > block_m and m % block_m and split_k == 1:  # the last tile moves up, start 4-aligned
+        return (block_m - m % block_m) % 4
+    if m <= 32 and block_m == 64:  # an A box of 8, 16 or 32 rows
+        return min(rows for rows in (8, 16, 32) if rows >= m) - m
+    return ceil_div(m, block_m) * block_m - m
+
+
+def modelled_cost(c, k, m=None):
+    """The documented model, written out independently of TileChoice.cost; with ``m``, a dense
+    problem's rows past M."""
     k_blocks = ceil_div(ceil_div(k, 128), c.split_k) + heuristics.TILE_OVERHEAD_K_BLOCKS[c.block_m]
     if c.block_n in (96, 112, 144, 160, 192):  # the split column is chosen per tile
         k_blocks += heuristics.SPLIT_DISPATCH_OVERHEAD_K_BLOCKS
@@ -211,12 +219,16 @@ def modelled_cost(c, k):
         pieces = epilogue_pieces(c.block_m, c.block_n)
         unbuffered = pieces - epilogue_buffers(c.block_m, c.block_n, stages)
         k_blocks += heuristics.RING_EPILOGUE_OVERHEAD_K_BLOCKS * max(0, unbuffered)
-    return c.waves * k_blocks * c.block_m * c.block_n / heuristics.EFFICIENCY[c.block_m][c.block_n]
+    cost = c.waves * k_blocks * c.block_m * c.block_n / heuristics.EFFICIENCY[c.block_m][c.block_n]
+    if m is not None:
+        past = max(0, rows_past_m(m, c.block_m, c.split_k) - heuristics.ROWS_PAST_M_FREE)
+        cost += c.waves * ceil_div(ceil_div(k, 128), c.split_k) * heuristics.ROWS_PAST_M_COST * past
+    return cost
 
 
 @pytest.mark.parametrize("num_sms", SM_COUNTS)
 @pytest.mark.parametrize("n", (8, 264, 576, 2112, 4096, 7168, 24576, 32768))
-@pytest.mark.parametrize("m", (1, 64, 65, 128, 1000, 4096))
+@pytest.mark.parametrize("m", (1, 20, 64, 65, 100, 128, 1000, 4096, 4097))
 @pytest.mark.parametrize("k", (128, 512, 7168))
 def test_candidates_wave_arithmetic(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms)
@@ -237,8 +249,9 @@ def test_candidates_wave_arithmetic(m, n, k, num_sms):
     keys = [(round(modelled_cost(c, k), 3), -c.block_n, -c.block_m) for c in ranked]
     assert keys == sorted(keys)
     # The dense FP8 choice also weighs split-K tiles.
-    with_split = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True)
-    keys = [(round(modelled_cost(c, k), 3), -c.block_n, -c.block_m, c.split_k) for c in with_split]
+    # A dense problem's tiles also pay for A's rows past M.
+    with_split = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True, dense=True)
+    keys = [(round(modelled_cost(c, k, m), 3), -c.block_n, -c.block_m, c.split_k) for c in with_split]
     assert keys == sorted(keys)
     chosen = heuristics.choose_config(m, n, k, num_sms)
     best = with_split[0]
@@ -252,15 +265,10 @@ def test_candidates_wave_arithmetic(m, n, k, num_sms):
 def test_split_k_candidates(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms, split_k_allowed=True)
     unsplit = {(c.block_m, c.block_n) for c in ranked if c.split_k == 1}
-    # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide, or
-    # only 64-row tiles (of every width) where a 128-row tile would reach too far past M.
+    # With split-K allowed (dense FP8), 65..128 rows also get two 64-row tiles up to 64 wide.
     extra = {(64, bn) for bn in heuristics.EFFICIENCY[64] if bn <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N}
     extra = extra if 64 < m <= heuristics.SPLIT_K_MAX_M else set()
-    only_64 = 64 < m <= heuristics.SPLIT_K_MAX_M and 128 - m > heuristics.MAX_ROWS_PAST_M
-    if only_64:
-        assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms, block_m=64)}
-    else:
-        assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
+    assert unsplit == {(c.block_m, c.block_n) for c in heuristics.candidates(m, n, k, num_sms)} | extra
     for c in ranked:
         if c.split_k == 1:
             continue
@@ -271,7 +279,7 @@ def test_split_k_candidates(m, n, k, num_sms):
         assert c.num_tiles * c.split_k <= num_sms and (c.waves, c.last_wave_tiles) == (1, c.num_tiles * c.split_k)
         assert c.block_n <= heuristics.SPLIT_K_MAX_BLOCK_N and c.block_m <= 128
         assert epilogue_pieces(c.block_m, c.block_n) % c.split_k == 0
-        if c.block_m not in heuristics.block_m_candidates(m) and not only_64:
+        if c.block_m not in heuristics.block_m_candidates(m):
             assert c.block_m == 64 and c.block_n <= heuristics.EXTRA_64_ROW_MAX_BLOCK_N
 
 

@@ -289,6 +289,7 @@ class Fp8GemmSm90:
         a_major: str = "k",
         b_major: str = "k",
         a_box_rows: int | None = None,
+        shift_last_m_tile: bool = False,
     ):
         if ab_dtype != self.AB_DTYPE:
             raise ValueError(f"{type(self).__name__} takes ab_dtype={self.AB_DTYPE!r}, got {ab_dtype!r}")
@@ -401,13 +402,17 @@ class Fp8GemmSm90:
         self.scale_slots = 2 if self.lag_promotion else self.num_waves
         # NOTES: a TMA box that reaches past row M is slow: every K block of a tile whose A box
         # holds fewer valid rows costs more (N = 4096, K = 7168, 128x32: M = 65 25.2 us, 96 19.2,
-        # 128 11.6; H200, docs/notes.md), as DeepGEMM's maintainers found too. So the last M tile
-        # of a dense GEMM moves up to end at row M when M >= BLOCK_M (:meth:`tile_row_shift`): its
-        # boxes stay in bounds and the rows it shares with the tile above are written twice with
-        # the same values. Not where a row may be written only once (accumulating stores, split-K
-        # shares) or where a cluster pairs M tiles.
-        self.shift_last_m_tile = (self.kind == GemmKind.NORMAL and not accumulate and split_k == 1
-                                  and self.cluster_mn == (1, 1))
+        # 128 11.6; H200, docs/notes.md), as DeepGEMM's maintainers found too. So with
+        # ``shift_last_m_tile`` the last M tile of a dense GEMM moves up to end at row M when
+        # M >= BLOCK_M (:meth:`tile_row_shift`): its boxes stay in bounds and the rows it shares
+        # with the tile above are written twice with the same values. Not where a row may be
+        # written only once (accumulating stores, split-K shares) or where a cluster pairs M
+        # tiles. A compile-time choice: the per-tile shift cost 1-2% on short kernels whose M is a
+        # multiple of BLOCK_M (H200), so the heuristic asks for it only when M is not.
+        if shift_last_m_tile and not (self.kind == GemmKind.NORMAL and not accumulate and split_k == 1
+                                      and self.cluster_mn == (1, 1)):
+            raise ValueError("shift_last_m_tile is for dense kernels without accumulation, split-K or a cluster")
+        self.shift_last_m_tile = shift_last_m_tile
 
     # ------------------------------------------------------------------------------------------
     # host side
