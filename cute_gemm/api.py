@@ -141,7 +141,8 @@ def fp8_gemm_nt(
     of 16 (TMA moves 16-byte rows), ``k`` not necessarily a multiple of 128: the tail block is
     zero-filled. Rows of ``a``, ``b`` and ``d`` may be strided (row stride a multiple of 16 bytes).
     All tensors on the same CUDA device. Violations raise ``TypeError``/``ValueError`` before launch.
-    Every output element is written once (no split-K): results are bit-identical run to run.
+    Results are bit-identical run to run (no split-K; where the last M tile moves up to end at
+    row ``m``, the rows it shares with the tile above are written twice with the same values).
     """
     if c is not None:
         return _fp8_gemm_nt_checked(a, b, d, c, config)

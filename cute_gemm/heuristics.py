@@ -181,8 +181,10 @@ more per K block at M = 65 than at M = 128, and 115-135 ns at M = 96; 128x192 at
 K = 1536 250 ns at M = 65 (H200, docs/notes.md). A K block of an in-bounds tile costs about
 0.03 ns per unit in these memory-bound shapes (128x32: 202 ns for 5461 units)."""
 ROWS_PAST_M_FREE = 12
-"""Rows past M that cost nothing measurable (M = 127 and 120 on a 128-row tile: within 3%); the
-moved last tile leaves up to 3 (:data:`cute_gemm.kernels.fp8_gemm_sm90.ROW_SHIFT_ALIGN`)."""
+"""Rows past M the model does not charge: fitted, not measured (M = 127 and 120 on a 128-row
+tile ran within 3% of M = 128; with 12, 128x64 wins at 112x7168x16384 as measured, 39 vs 48 us
+for two waves of 64x64, which the model prices too low). The moved last tile leaves up to 3
+(:data:`cute_gemm.kernels.fp8_gemm_sm90.ROW_SHIFT_ALIGN`)."""
 SPLIT_K_OVERHEAD_K_BLOCKS = 2.0
 """Extra cost of each CTA of a split tile (its partial sums exchanged through the cluster), in K
 blocks: without it the model took 128x32 split 2 over the unsplit 64x32 at 128x2112x7168 (1802 vs
