@@ -469,8 +469,9 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
     ranked = candidates(m, n, k, num_sms, variant=config.variant, split_k_allowed=config.ab_dtype == "fp8", dense=True)
     lines = [f"m={m} n={n} k={k} on {num_sms} SMs -> {config.describe()}"]
     lines.append(
-        "  tile      tiles  waves  last-wave tiles  efficiency  promotion  modelled time "
-        "(waves x (K blocks + overhead) x BLOCK_M x BLOCK_N / efficiency, relative to the best)"
+        "  tile      tiles  waves  last-wave tiles  efficiency  promotion  past M  modelled time "
+        "(waves x ((K blocks + overhead) x BLOCK_M x BLOCK_N / efficiency + K blocks x cost of the "
+        "rows past M), relative to the best)"
     )
     best = ranked[0].cost
     for c in ranked:
@@ -480,8 +481,9 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         stages = choose_stages(c.block_m, c.block_n, k, config.variant, c.split_k)
         lagged = lagged_promotion(c.block_m, c.block_n, stages, config.b_scale_rows)
         promotion = "none" if config.ab_dtype == "bf16" else ("lagged" if lagged else "in place")
+        past_m = rows_past_m(m, c.block_m, c.split_k, config.variant)
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
-            f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.cost / best:8.3f}{split}{mark}"
+            f"  {c.efficiency:10.3f}  {promotion:>9s}  {past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
         )
     return "\n".join(lines)

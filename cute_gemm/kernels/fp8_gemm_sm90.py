@@ -223,7 +223,10 @@ class Fp8GemmSm90:
       BLOCK_M scales of A (with per-row B scales, its BLOCK_N scales of B too) into one stage of
       the mainloop pipeline. With 128x128 B scales, warp 1 (the **B-scale** warp) walks the same
       schedule and stores the tile's two B scales of each K block into the stage
-      (:meth:`load_b_scales`). The other warps only give registers back.
+      (:meth:`load_b_scales`). The other warps only give registers back. For few rows A (and
+      SFA) may come in a box of ``a_box_rows`` rows (:data:`A_BOX_ROWS`); with
+      ``shift_last_m_tile`` the last M tile's A, SFA and D boxes move up to end at row M
+      (:meth:`tile_row_shift`), so no box reaches far past the tensor's edge.
     - warpgroups 1.., the **math** warpgroups (``setmaxnreg`` up; 64 rows of each 128-row wave):
       per K block and wave, 4 x ``wgmma m64nNk32`` into a fresh fp32 ``partial``, wait, then the
       promotion stage (:func:`cute_gemm.promotion.promote`) adds ``partial * sfa * sfb`` to the
