@@ -761,7 +761,6 @@ class Fp8GemmSm90:
         b_mcast_mask = cute.make_layout_image_mask(cta_layout_mnk, cluster_coord_mnk, mode=0) if cm > 1 else 0
         a_cta_layout = cute.make_layout(cn)
         b_cta_layout = cute.make_layout(cm)
-        # (bM, bK, RestM, RestK[, G]), (bN, bK, RestN, RestK[, G]), (bM, 1, RestM, RestK[, G])
         # (bN, bK, RestN, RestK[, G])
         gB = cute.local_tile(mB_nk, (bN, bK), (None, None) + (None,) * (cute.rank(mB_nk) - 2))
         # ((atom), stages) and ((atom), RestM, RestK[, G]) of A, SFA and B
