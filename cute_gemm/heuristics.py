@@ -250,14 +250,15 @@ class TileChoice:
     efficiency: float  # relative FLOP rate of the tile (efficiency_table)
     overhead_k_blocks: float  # fixed cost of one tile (tile_overhead_k_blocks)
     split_k: int = 1  # CTAs per tile along K (waves and last_wave_tiles count CTAs)
-    past_m_cost: float = 0.0  # cost per K block of A's rows past M (ROWS_PAST_M_COST)
+    rows_past_m: int = 0  # rows of the last M tile's A box past M (dense; rows_past_m)
 
     @property
     def cost(self) -> float:
         """Modelled time in units of one full-efficiency 1x1 tile K block."""
         k_blocks = ceil_div(self.num_k_blocks, self.split_k)
         per_k_block = self.block_m * self.block_n / self.efficiency
-        return self.waves * ((k_blocks + self.overhead_k_blocks) * per_k_block + k_blocks * self.past_m_cost)
+        past_m = ROWS_PAST_M_COST * max(0, self.rows_past_m - ROWS_PAST_M_FREE)
+        return self.waves * ((k_blocks + self.overhead_k_blocks) * per_k_block + k_blocks * past_m)
 
     def key(self):
         """Smaller is better: lowest modelled time, then the wider tile, then the taller, then unsplit."""
@@ -320,11 +321,10 @@ def candidates(
             for split_k in splits:
                 ctas = num_tiles * split_k
                 waves = ceil_div(ctas, num_sms)
-                past_m = rows_past_m(m, bm, split_k, variant) if dense else 0
                 out.append(TileChoice(bm, block_n, num_k_blocks, num_tiles, waves,
                                       ctas - (waves - 1) * num_sms, efficiency,
                                       tile_overhead_k_blocks(bm, block_n, variant, k, split_k),
-                                      split_k, ROWS_PAST_M_COST * max(0, past_m - ROWS_PAST_M_FREE)))
+                                      split_k, rows_past_m(m, bm, split_k, variant) if dense else 0))
     return sorted(out, key=TileChoice.key)
 
 
@@ -481,9 +481,8 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         stages = choose_stages(c.block_m, c.block_n, k, config.variant, c.split_k)
         lagged = lagged_promotion(c.block_m, c.block_n, stages, config.b_scale_rows)
         promotion = "none" if config.ab_dtype == "bf16" else ("lagged" if lagged else "in place")
-        past_m = rows_past_m(m, c.block_m, c.split_k, config.variant)
         lines.append(
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
-            f"  {c.efficiency:10.3f}  {promotion:>9s}  {past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
+            f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.rows_past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
         )
     return "\n".join(lines)

@@ -36,6 +36,16 @@ def check(problem, d):
         assert calc_diff(d, problem.unquantized_reference()) < 1e-3
 
 
+def check_rows_past_m_untouched(problem, config, extra_rows):
+    """Run ``config`` into the first M rows of a poisoned buffer ``extra_rows`` taller: a store past
+    row M would land in the rows after it, which must stay NaN."""
+    m, n = problem.d.shape
+    padded = torch.full((m + extra_rows, n), float("nan"), dtype=problem.d.dtype, device=problem.d.device)
+    cute_gemm.fp8_gemm_nt((problem.a, problem.sfa), (problem.b, problem.sfb), padded[:m], config=config)
+    assert torch.isnan(padded[m:]).all(), "rows past M were written"
+    check(problem, padded[:m])
+
+
 @pytest.mark.parametrize("n,k", NKS)
 @pytest.mark.parametrize("m", MS)
 def test_deepseek_shapes(m, n, k):
@@ -86,17 +96,12 @@ def test_ring_and_whole_tile_epilogues(block_m, block_n, stages):
                                                      (64, 32, False), (128, 112, False)])
 def test_last_m_tile_moved_up_stays_in_bounds(block_m, block_n, static, m_past_tiles):
     # The last M tile of a dense GEMM ends at row M (Fp8GemmSm90.tile_row_shift): its rows shared
-    # with the tile above are written twice, and rows past M must stay untouched. D is a view of
-    # a larger poisoned buffer, so a store past row M would land in the rows after it.
+    # with the tile above are written twice, and rows past M must stay untouched.
     m = 2 * block_m + m_past_tiles if m_past_tiles > 0 else block_m + block_m // 2
     n, k = 3 * 128 + 16, 128 * 4 + 32
-    p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
-    padded = torch.full((m + block_m, n), float("nan"), dtype=p.d.dtype, device=p.d.device)
     config = GemmConfig(block_m, block_n, heuristics.choose_stages(block_m, block_n, k),
                         static_nk=(n, k) if static else None, shift_last_m_tile=True)
-    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), padded[:m], config=config)
-    assert torch.isnan(padded[m:]).all(), "rows past M were written"
-    check(p, padded[:m])
+    check_rows_past_m_untouched(make_fp8_gemm_problem(m, n, k, scale_spread=3.0), config, block_m)
 
 
 @pytest.mark.parametrize("m", [1, 5, 8, 9, 16, 17, 31, 32])
@@ -105,14 +110,10 @@ def test_small_a_box_for_few_rows(m, block_n, split_k):
     # A box of 8 / 16 / 32 rows (heuristics.a_box_rows): WGMMA reads 64 rows of A's stage, the
     # rows past the box are stale shared memory; their results must never reach D.
     n, k = 5 * 128 + 8 * 3, 128 * 5 + 48
-    p = make_fp8_gemm_problem(m, n, k, scale_spread=3.0)
-    padded = torch.full((m + 64, n), float("nan"), dtype=p.d.dtype, device=p.d.device)
     config = GemmConfig(64, block_n, heuristics.choose_stages(64, block_n, k, split_k=split_k),
                         split_k=split_k, a_box_rows=heuristics.a_box_rows(m, 64))
     assert config.a_box_rows is not None
-    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), padded[:m], config=config)
-    assert torch.isnan(padded[m:]).all(), "rows past M were written"
-    check(p, padded[:m])
+    check_rows_past_m_untouched(make_fp8_gemm_problem(m, n, k, scale_spread=3.0), config, 64)
 
 
 def test_a_box_smaller_than_m_is_refused():

@@ -1036,13 +1036,14 @@ class Fp8GemmSm90:
                 d_coord = (None, None, tile.m_block, tile.n_block)
                 if cutlass.const_expr(self.d_per_expert):
                     d_coord = d_coord + (tile.expert,)
-                gD_tile = gD[d_coord]
                 if cutlass.const_expr(self.shift_last_m_tile):
                     # (bM, bN), moved up with the tile's A rows
                     row_shift = self.tile_row_shift(tile, mD_mn.shape[0])
                     gD_tile = cute.local_tile(
                         cute.domain_offset((-row_shift, 0), mD_mn), (bM, bN), (tile.m_block, tile.n_block)
                     )
+                else:
+                    gD_tile = gD[d_coord]
                 gD_real_tile = gD_tile
                 if cutlass.const_expr(self.m_grouped):
                     gD_real_tile = self.real_tile(d_real, tile)
