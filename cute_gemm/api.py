@@ -42,12 +42,17 @@ def _check_rows(name, t, row_multiple):
 
 
 def _check_same_device(tensors: dict[str, torch.Tensor]):
-    first_name, first = next(iter(tensors.items()))
-    if first.device.type != "cuda":
-        raise ValueError(f"{first_name} must be a CUDA tensor, got device {first.device}")
+    """Every tensor a CUDA tensor on one device; the error names the tensor that is elsewhere."""
     for name, t in tensors.items():
-        if t.device != first.device:
-            raise ValueError(f"{name} is on {t.device} but {first_name} is on {first.device}")
+        if t.device.type != "cuda":
+            raise ValueError(f"{name} must be a CUDA tensor, got device {t.device}")
+    devices = [t.device for t in tensors.values()]
+    common = max(devices, key=devices.count)  # the device most of them are on (the first on a tie)
+    for name, t in tensors.items():
+        if t.device != common:
+            others = [n for n, u in tensors.items() if u.device == common]
+            verb = "is" if len(others) == 1 else "are"
+            raise ValueError(f"{name} is on {t.device} but {', '.join(others)} {verb} on {common}")
 
 
 def _byte_extent(t: torch.Tensor) -> int:
