@@ -57,7 +57,7 @@ class GemmConfig(NamedTuple):
     contiguous mode. ``static_nk``: ``(n, k)`` compiled into the kernel as constants (dense FP8 only;
     M, strides and pointers stay run-time arguments), or None: one compile serves every shape. The
     heuristic sets it where it pays (:func:`cute_gemm.heuristics.compiles_shape_in`).
-    ``a_box_rows``: None, or 8 / 16 / 32 rows of A loaded per K block instead of BLOCK_M, for
+    ``a_box_rows``: None, or a multiple of 8 below 64 rows of A loaded per K block instead of BLOCK_M, for
     dense problems with at most that many rows (decoding; TMA is slow on a box's rows past M).
     ``shift_last_m_tile``: the last M tile of a dense problem moves up to end at row M when M >=
     BLOCK_M (for M not a multiple of BLOCK_M; not with split-K, accumulation or a cluster).

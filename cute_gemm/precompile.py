@@ -18,9 +18,9 @@ import time
 from cute_gemm import cache, heuristics, jit
 from cute_gemm.bench import DEEPSEEK_V3_NK
 
-M_SWEEP = (1, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-"""Row counts whose configurations are compiled for each (N, K): 1, 16 and 32 for the decoding
-A boxes (``GemmConfig.a_box_rows``). Ragged M (the moved last tile) and 65..127 rows compile their
+M_SWEEP = (1, 16, 24, 32, 40, 48, 56, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+"""Row counts whose configurations are compiled for each (N, K): 1 to 56 for the decoding A boxes
+of 8 to 56 rows (``GemmConfig.a_box_rows``). Ragged M (the moved last tile) and 65..127 rows compile their
 own kernels at first use."""
 
 

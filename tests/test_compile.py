@@ -62,9 +62,9 @@ CONFIGS += [
 CONFIGS += list(dict.fromkeys(  # the last M tile moved up: the heuristic's choices for ragged M
     heuristics.choose_config(m, n, k, 132) for m in (129, 4097) for n, k in DEEPSEEK_V3_NK
 ))
-CONFIGS += list(dict.fromkeys(  # A boxes of 8 / 16 / 32 rows: the heuristic's decoding choices
+CONFIGS += list(dict.fromkeys(  # A boxes of 8 to 56 rows: the heuristic's decoding choices
     [heuristics.choose_config(1, n, k, 132) for n, k in DEEPSEEK_V3_NK]
-    + [heuristics.choose_config(m, n, k, 132) for m in (16, 32) for n, k in ((4096, 7168), (7168, 2048))]
+    + [heuristics.choose_config(m, n, k, 132) for m in (16, 24, 32, 40, 48, 56) for n, k in ((4096, 7168), (7168, 2048))]
 ))
 SPLIT_K_CONFIGS = [
     GemmConfig(bm, bn, max_stages(bm, bn, split_k=split), split_k=split)

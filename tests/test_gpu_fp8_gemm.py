@@ -104,11 +104,12 @@ def test_last_m_tile_moved_up_stays_in_bounds(block_m, block_n, static, m_past_t
     check_rows_past_m_untouched(make_fp8_gemm_problem(m, n, k, scale_spread=3.0), config, block_m)
 
 
-@pytest.mark.parametrize("m", [1, 5, 8, 9, 16, 17, 31, 32])
+@pytest.mark.parametrize("m", [1, 5, 8, 9, 16, 17, 24, 31, 32, 33, 40, 41, 47, 48, 49, 56])
 @pytest.mark.parametrize("block_n,split_k", [(32, 1), (64, 1), (32, 2), (192, 1)])
 def test_small_a_box_for_few_rows(m, block_n, split_k):
-    # A box of 8 / 16 / 32 rows (heuristics.a_box_rows): WGMMA reads 64 rows of A's stage, the
-    # rows past the box are stale shared memory; their results must never reach D.
+    # A box of 8 to 56 rows (heuristics.a_box_rows; 24, 40, 48 and 56 do not divide the 64-row
+    # stage): WGMMA reads 64 rows of A's stage, the rows past the box are stale shared memory;
+    # their results must never reach D.
     n, k = 5 * 128 + 8 * 3, 128 * 5 + 48
     config = GemmConfig(64, block_n, heuristics.choose_stages(64, block_n, k, split_k=split_k),
                         split_k=split_k, a_box_rows=heuristics.a_box_rows(m, 64))

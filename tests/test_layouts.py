@@ -367,7 +367,7 @@ def test_last_m_tile_moves_only_for_ragged_m(m):
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(a_box_rows=24), dict(a_box_rows=64), dict(a_box_rows=8, cluster_n=2),
+    dict(a_box_rows=20), dict(a_box_rows=64), dict(a_box_rows=48, cluster_n=2), dict(a_box_rows=8, cluster_n=2),
     dict(a_box_rows=8, kind=GemmKind.M_GROUPED_MASKED),
     dict(shift_last_m_tile=True, accumulate=True, b_scale_rows=1, out_dtype="fp32"),
     dict(shift_last_m_tile=True, split_k=2), dict(shift_last_m_tile=True, cluster_m=2),

@@ -97,13 +97,15 @@ def math_threads(block_m: int) -> int:
     return 128 * (min(block_m, tiles.WAVE_BLOCK_M) // tiles.ROWS_PER_MATH_WARPGROUP)
 
 
-A_BOX_ROWS = (8, 16, 32)
-"""Rows of A a dense tile may load per K block instead of BLOCK_M when M is at most that
+A_BOX_ROWS = (8, 16, 24, 32, 40, 48, 56)
+"""Rows of A a dense 64-row tile may load per K block instead of BLOCK_M when M is at most that
 (``GemmConfig.a_box_rows``). NOTES: TMA is slow on the rows of a box past the tensor's edge: at
 N = 4096, K = 7168 with 64x32 tiles, M = 1 took 17.6 us, 16 16.3, 32 12.3, 48 11.3, 63 8.8 and
 64 8.5 (H200, docs/notes.md). WGMMA still reads 64 rows; those past the box hold stale shared
-memory, and the rows they make are never stored. Divisors of 64 only: the box is the first rows
-of each stage's swizzled A tile."""
+memory, and the rows they make are never stored. Multiples of 8: the box is the first rows of
+each stage's swizzled A tile, whose swizzle repeats every 8 rows of 128 bytes; a box that does
+not divide the stage is its first rows all the same (:meth:`Fp8GemmSm90.partition_a_rows`).
+Every 8 rows, so at most 7 rows of a box lie past M (below ~8 they cost nothing measurable)."""
 
 
 ROW_SHIFT_ALIGN = 4
@@ -834,10 +836,12 @@ class Fp8GemmSm90:
         bM, _, bK = self.tile_shape_mnk
         a_rows = self.a_rows
         if cutlass.const_expr(a_rows < bM):
-            # the box: the first a_rows rows of each stage (M <= a_rows: one M tile)
-            sA = cute.flat_divide(sA, (a_rows,))[(None, 0, None, None)]
+            # the box: the first a_rows rows of each stage (M <= a_rows: one M tile), which need
+            # not divide the stage: (a_rows, bK, stages), (a_rows, 1, stages)
+            first_rows = (cute.make_layout(a_rows), None, None)
+            sA = cute.make_tensor(sA.iterator, cute.composition(sA.layout, first_rows))
             if cutlass.const_expr(self.scaled):
-                sSFA = cute.flat_divide(sSFA, (a_rows,))[(None, 0, None, None)]
+                sSFA = cute.make_tensor(sSFA.iterator, cute.composition(sSFA.layout, first_rows))
         if cutlass.const_expr(row_shift is not None):
             mA_mk = cute.domain_offset((-row_shift, 0), mA_mk)
         # (a_rows, bK, RestM, RestK[, G])
