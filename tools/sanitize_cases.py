@@ -28,11 +28,12 @@ for m, n, k, tile, cluster, stages in [
     failures += not diff < 1e-5
     print(f"dense {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
 # The last M tile moved up to end at row M (rows shared with the tile above written twice), and
-# decoding A boxes of 8/16/32 rows under a 64-row WGMMA.
+# decoding A boxes of 8 to 56 rows under a 64-row WGMMA.
 for m, n, k, tile, extra in [
     (129, 392, 400, (128, 64), dict(shift_last_m_tile=True)),
     (300, 400, 528, (256, 96), dict(shift_last_m_tile=True)),
     (5, 264, 1040, (64, 32), dict(a_box_rows=8)), (20, 392, 400, (64, 64), dict(a_box_rows=32)),
+    (45, 392, 400, (64, 64), dict(a_box_rows=48)),  # a box that does not divide the stage
 ]:
     p = make_fp8_gemm_problem(m, n, k)
     cfg = GemmConfig(*tile, max_stages(*tile), **extra)
