@@ -387,9 +387,9 @@ def a_box_rows(m: int, block_m: int) -> int | None:
     :data:`cute_gemm.kernels.fp8_gemm_sm90.A_BOX_ROWS` that hold them, or None (BLOCK_M rows).
 
     NOTES: TMA is slow on rows past the tensor's edge (``A_BOX_ROWS``). With boxes that fit M,
-    decoding batches of 1-32 rows ran 1.2-2.2x faster, as fast as M = 64: 1x4096x7168 17.5 ->
-    8.1 us, 16x7168x2048 7.3 -> 4.4, 8x2112x7168 10.7 -> 6.7, 32x24576x1536 9.4 -> 7.6 (H200,
-    docs/notes.md).
+    decoding batches of 1-56 rows ran 1.04-2.2x faster, about as fast as M = 64: 1x4096x7168
+    17.5 -> 8.1 us, 16x7168x2048 7.3 -> 4.4, 8x2112x7168 10.7 -> 6.7, 32x24576x1536 9.4 -> 7.6,
+    33x4096x7168 11.5 -> 8.5, 33x2112x7168 10.9 -> 7.0 (H200, docs/notes.md).
     """
     return next((rows for rows in A_BOX_ROWS if m <= rows < block_m), None)
 
