@@ -250,6 +250,29 @@ def test_valid_cpu_inputs_stop_at_the_device_check(mutate, request):
     assert torch.equal(t["d"], d_before)
 
 
+class _OnDevice:
+    """Stands in for a tensor on ``device`` (the device check reads nothing else)."""
+
+    def __init__(self, device: str):
+        self.device = torch.device(device)
+
+
+@pytest.mark.parametrize("moved", ["a", "sfa", "b", "sfb", "d"])
+def test_device_check_names_the_tensor_on_another_gpu(moved):
+    # Found on two H200s: with `a` moved, the message named `b` first. The tensor that is not on
+    # the device most of them are on is named, whichever it is.
+    tensors = {name: _OnDevice("cuda:1" if name == moved else "cuda:0") for name in ("a", "sfa", "b", "sfb", "d")}
+    others = ", ".join(name for name in tensors if name != moved)
+    with pytest.raises(ValueError, match=f"^{moved} is on cuda:1 but {others} are on cuda:0$"):
+        api._check_same_device(tensors)
+
+
+def test_device_check_names_a_cpu_tensor_first():
+    tensors = {"a": _OnDevice("cuda:0"), "sfa": _OnDevice("cpu"), "b": _OnDevice("cuda:1")}
+    with pytest.raises(ValueError, match="^sfa must be a CUDA tensor, got device cpu$"):
+        api._check_same_device(tensors)
+
+
 def test_single_row_any_row_stride():
     # With one row, the row stride never matters (TMA never steps over it).
     a = wide_rows(fp8, 1, K, 8)
