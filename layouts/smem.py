@@ -39,3 +39,14 @@ def epilogue_smem_layout(
         sm90_utils.get_smem_layout_atom(LayoutEnum.ROW_MAJOR, dtype, epi_tile[1]), dtype
     )
     return cute.tile_to_shape(atom, (*epi_tile, stages), order=(0, 1, 2))
+
+
+def first_rows(stage_buffer, rows: int):
+    """The first ``rows`` rows of every stage of a ``(R, ..., stages)`` buffer layout (an operand
+    stage, or the A scales' ``(BLOCK_M, 1, stages)``): the same offsets and swizzle, the row mode cut
+    to ``rows``, which need not divide ``R``. A decoding tile's A box (8 to 56 rows of a 64-row
+    stage) is this view: e.g. 48 rows of ``S<3,4,3> o 0 o ((8,8),(128,1),(1,4)):((128,1024),(1,0),
+    (0,8192))`` print ``S<3,4,3> o 0 o (48,(128,1),(1,4)):(128,(1,0),(0,8192))`` (the rows' two
+    modes coalesced: 8 rows of 128 bytes per 1 KB atom are 128 bytes apart throughout).
+    """
+    return cute.composition(stage_buffer, (cute.make_layout(rows),) + (None,) * (cute.rank(stage_buffer) - 1))

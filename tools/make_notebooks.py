@@ -45,7 +45,9 @@ LAYOUTS = [
     3. the A scales (SFA) in global memory (M-major, TMA-aligned), in a pipeline stage, and **as the
        promotion stage sees them**: a stride-0 view partitioned like the WGMMA accumulator, so each
        thread reads the scales of exactly its own two rows;
-    4. the B scales (SFB) for BLOCK_N = 112, where tiles straddle 128-column scale blocks.
+    4. the B scales (SFB) for BLOCK_N = 112, where tiles straddle 128-column scale blocks;
+    5. a decoding tile's A box: the first 8 to 56 rows of each 64-row stage, where TMA writes what
+       WGMMA reads.
 
     **No GPU needed**: the DSL traces and compiles for `sm_90a` on the CPU. CuTe layouts are built
     while a `@cute.jit` function is traced, so the layouts are printed from inside such functions
@@ -334,6 +336,47 @@ LAYOUTS = [
     ax.set_xlabel("output column n (dashed: 128-column scale-block boundaries)")
     ax.set_title("BLOCK_N = 112: blue columns read the tile's first B scale, red ones the second")
     plt.tight_layout(); plt.show()
+    """),
+    md("""
+    ## 7. A decoding tile's A box: the first rows of each 64-row stage
+
+    TMA is slow on the rows of a load box that lie past the last row of the tensor (about 4 ns per
+    row per K block on the H200), so a dense problem with few rows (decoding) loads A in a box of the
+    next multiple of 8 rows instead of all 64 (`GemmConfig.a_box_rows`, chosen by
+    `cute_gemm.heuristics.a_box_rows`). WGMMA still reads the whole 64-row stage; the rows past the
+    box hold stale shared memory and the rows of D they make are never stored. The box is the
+    stage's first rows, `layouts.smem.first_rows`: the stage buffer's layout with its row mode cut,
+    even when the box does not divide the stage (24, 40, 48, 56 rows). Below, for a 48-row box:
+    the view the kernel partitions, the box layout its TMA atom is built from, and a check that
+    every row of the box lands where WGMMA reads it, in every stage.
+    """),
+    code("""
+    from cute_gemm import heuristics
+    from cute_gemm.kernels.fp8_gemm_sm90 import A_BOX_ROWS
+
+    ROWS, STAGES = 48, 4
+    box_offsets = {}
+
+    @cute.jit
+    def a_box():
+        stages = smem.operand_smem_layout(FP8, 64, 128, STAGES)
+        view = smem.first_rows(stages, ROWS)
+        box = cute.slice_(smem.operand_smem_layout(FP8, ROWS, 128, 1), (None, None, 0))
+        print("A stages, 64x128 x 4:    ", stages)
+        print(f"first {ROWS} rows (the view):", view)
+        print(f"TMA box, {ROWS}x128:         ", box)
+        for s in cutlass.range_constexpr(STAGES):
+            for r in cutlass.range_constexpr(ROWS):
+                for k in (0, 16, 127):
+                    box_offsets[r, k, s] = (stages((r, k, s)), stages((0, 0, s)) + box((r, k)), view((r, k, s)))
+
+    a_box()
+    assert all(full == tma == view for full, tma, view in box_offsets.values())
+    print(f"{len(box_offsets)} (row, k, stage) points: WGMMA's offset == TMA's offset == the view's")
+    print()
+    print("boxes:", A_BOX_ROWS)
+    for m in (1, 8, 9, 20, 33, 48, 56, 57, 64):
+        print(f"M = {m:2d}: loads {heuristics.a_box_rows(m, 64) or 64} rows of A per K block")
     """),
 ]
 

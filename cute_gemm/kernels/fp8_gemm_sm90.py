@@ -104,7 +104,7 @@ N = 4096, K = 7168 with 64x32 tiles, M = 1 took 17.6 us, 16 16.3, 32 12.3, 48 11
 64 8.5 (H200, docs/notes.md). WGMMA still reads 64 rows; those past the box hold stale shared
 memory, and the rows they make are never stored. Multiples of 8: the box is the first rows of
 each stage's swizzled A tile, whose swizzle repeats every 8 rows of 128 bytes; a box that does
-not divide the stage is its first rows all the same (:meth:`Fp8GemmSm90.partition_a_rows`).
+not divide the stage is its first rows all the same (:func:`layouts.smem.first_rows`).
 Every 8 rows, so at most 7 rows of a box lie past M (below ~8 they cost nothing measurable)."""
 
 
@@ -838,10 +838,9 @@ class Fp8GemmSm90:
         if cutlass.const_expr(a_rows < bM):
             # the box: the first a_rows rows of each stage (M <= a_rows: one M tile), which need
             # not divide the stage: (a_rows, bK, stages), (a_rows, 1, stages)
-            first_rows = (cute.make_layout(a_rows), None, None)
-            sA = cute.make_tensor(sA.iterator, cute.composition(sA.layout, first_rows))
+            sA = cute.make_tensor(sA.iterator, smem_layouts.first_rows(sA.layout, a_rows))
             if cutlass.const_expr(self.scaled):
-                sSFA = cute.make_tensor(sSFA.iterator, cute.composition(sSFA.layout, first_rows))
+                sSFA = cute.make_tensor(sSFA.iterator, smem_layouts.first_rows(sSFA.layout, a_rows))
         if cutlass.const_expr(row_shift is not None):
             mA_mk = cute.domain_offset((-row_shift, 0), mA_mk)
         # (a_rows, bK, RestM, RestK[, G])
