@@ -378,19 +378,22 @@ def rows_past_m(m: int, block_m: int, split_k: int = 1, variant: Variant = INFER
     :func:`shifts_last_m_tile`."""
     if shifts_last_m_tile(m, block_m, split_k, variant):
         return (ceil_div(m, block_m) * block_m - m) % ROW_SHIFT_ALIGN
-    box = a_box_rows(m, block_m) if variant == INFERENCE else None
+    box = a_box_rows(m, block_m, variant)
     return box - m if box else ceil_div(m, block_m) * block_m - m
 
 
-def a_box_rows(m: int, block_m: int) -> int | None:
+def a_box_rows(m: int, block_m: int, variant: Variant = INFERENCE) -> int | None:
     """Rows of A a dense FP8 inference tile loads per K block for ``m`` rows: the fewest of
-    :data:`cute_gemm.kernels.fp8_gemm_sm90.A_BOX_ROWS` that hold them, or None (BLOCK_M rows).
+    :data:`cute_gemm.kernels.fp8_gemm_sm90.A_BOX_ROWS` that hold them, or None (BLOCK_M rows; and
+    for every other variant).
 
     NOTES: TMA is slow on rows past the tensor's edge (``A_BOX_ROWS``). With boxes that fit M,
     decoding batches of 1-56 rows ran 1.04-2.2x faster, about as fast as M = 64: 1x4096x7168
     17.5 -> 8.1 us, 16x7168x2048 7.3 -> 4.4, 8x2112x7168 10.7 -> 6.7, 32x24576x1536 9.4 -> 7.6,
     33x4096x7168 11.5 -> 8.5, 33x2112x7168 10.9 -> 7.0 (H200, docs/notes.md).
     """
+    if variant != INFERENCE:
+        return None
     return next((rows for rows in A_BOX_ROWS if m <= rows < block_m), None)
 
 
@@ -401,8 +404,7 @@ def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFER
     config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8, dense=True)[0], k, variant)
     if compiles_shape_in(config):
         config = config._replace(static_nk=(n, k))
-    if variant == INFERENCE:
-        config = config._replace(a_box_rows=a_box_rows(m, config.block_m))
+    config = config._replace(a_box_rows=a_box_rows(m, config.block_m, variant))
     if shifts_last_m_tile(m, config.block_m, config.split_k, variant):
         config = config._replace(shift_last_m_tile=True)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):

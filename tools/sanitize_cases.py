@@ -12,6 +12,18 @@ from schedulers.raster import GemmKind
 
 torch.backends.cuda.matmul.allow_tf32 = False
 failures = 0
+
+
+def check_dense(m: int, n: int, k: int, cfg: GemmConfig, label: str = "dense") -> None:
+    """Run one dense problem with ``cfg`` and count it as failed unless it matches the reference."""
+    global failures
+    p = make_fp8_gemm_problem(m, n, k)
+    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
+    diff = calc_diff(p.d, p.dequantized_reference())
+    failures += not diff < 1e-5
+    print(f"{label} {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+
+
 # (m, n, k, tile, cluster, stages): None = most stages (a ring of epilogue buffers for the wide
 # tiles); fewer stages stage the whole tile's epilogue at once.
 for m, n, k, tile, cluster, stages in [
@@ -21,12 +33,7 @@ for m, n, k, tile, cluster, stages in [
     (520, 360, 400, (256, 112), (1, 1), 3), (333, 600, 400, (128, 128), (1, 1), 5),
     (520, 400, 400, (256, 96), (1, 1), 3), (520, 400, 528, (256, 96), (1, 1), 3),  # two-wave lag
 ]:
-    p = make_fp8_gemm_problem(m, n, k)
-    cfg = GemmConfig(*tile, stages or max_stages(*tile), *cluster)
-    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
-    diff = calc_diff(p.d, p.dequantized_reference())
-    failures += not diff < 1e-5
-    print(f"dense {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+    check_dense(m, n, k, GemmConfig(*tile, stages or max_stages(*tile), *cluster))
 # The last M tile moved up to end at row M (rows shared with the tile above written twice), and
 # decoding A boxes of 8 to 56 rows under a 64-row WGMMA.
 for m, n, k, tile, extra in [
@@ -35,24 +42,14 @@ for m, n, k, tile, extra in [
     (5, 264, 1040, (64, 32), dict(a_box_rows=8)), (20, 392, 400, (64, 64), dict(a_box_rows=32)),
     (45, 392, 400, (64, 64), dict(a_box_rows=48)),  # a box that does not divide the stage
 ]:
-    p = make_fp8_gemm_problem(m, n, k)
-    cfg = GemmConfig(*tile, max_stages(*tile), **extra)
-    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
-    diff = calc_diff(p.d, p.dequantized_reference())
-    failures += not diff < 1e-5
-    print(f"dense {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+    check_dense(m, n, k, GemmConfig(*tile, max_stages(*tile), **extra))
 # Split-K (2 and 4 CTAs per tile summing partials through distributed shared memory), with tails,
 # more tiles than clusters (8 SMs), and fewer K blocks than CTAs.
 cute_gemm.device.set_num_sms(8)
 for m, n, k, tile, split in [
     (100, 2000, 1040, (64, 64), 2), (130, 1160, 400, (128, 128), 4), (64, 600, 128, (64, 128), 4),
 ]:
-    p = make_fp8_gemm_problem(m, n, k)
-    cfg = GemmConfig(*tile, max_stages(*tile, split_k=split), split_k=split)
-    cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
-    diff = calc_diff(p.d, p.dequantized_reference())
-    failures += not diff < 1e-5
-    print(f"dense split-K {m}x{n}x{k} {cfg.describe()}: calc_diff {diff:.2e}")
+    check_dense(m, n, k, GemmConfig(*tile, max_stages(*tile, split_k=split), split_k=split), "dense split-K")
 cute_gemm.device.set_num_sms(None)
 p = make_contiguous_problem([0, 100, 1, 128], 264, 400)
 cfg = GemmConfig(64, 112, max_stages(64, 112), kind=GemmKind.M_GROUPED_CONTIGUOUS)
