@@ -108,6 +108,14 @@ not divide the stage is its first rows all the same (:func:`layouts.smem.first_r
 Every 8 rows, so at most 7 rows of a box lie past M (below ~8 they cost nothing measurable)."""
 
 
+ELECTED_RELEASE_MIN_BLOCK_N = 64
+"""Tiles at least this wide release a stage by an elected arrive per math warp as well as by every
+lane's (with 128x128 B scales; :meth:`Fp8GemmSm90.release_stage`). NOTES: compiled for sm_90a,
+16-, 32- and 48-wide tiles keep the K loop's stage arithmetic on the uniform datapath with every
+lane's arrive alone; 64-wide and wider need an ``ELECT`` in the loop for that (without it: 16
+``R2UR`` per K block, and 256x128 spills). ``tests/test_compile_sm90.py`` checks both."""
+
+
 ROW_SHIFT_ALIGN = 4
 """Rows a moved tile's start is a multiple of (:meth:`Fp8GemmSm90.tile_row_shift`). NOTES: SFA is
 M-major, and TMA's innermost coordinate must be 16-byte aligned: an SFA box starting at an odd
@@ -369,6 +377,12 @@ class Fp8GemmSm90:
         self.d_per_expert = self.kind in (GemmKind.M_GROUPED_MASKED, GemmKind.K_GROUPED)
         # A cluster of 2 CTAs along M shares (multicasts) B; along N it shares A and SFA.
         self.cluster_mn = (cluster_m, cluster_n)
+        # A math warp releases a stage by one elected arrive, and with 128x128 B scales also by
+        # every lane's arrive (:meth:`release_stage`); tiles under 64 wide without a cluster need
+        # only the latter.
+        self.elected_release = not (
+            self.block_b_scales and self.cluster_mn == (1, 1) and block_n < ELECTED_RELEASE_MIN_BLOCK_N
+        )
         self.raster_group, self.raster_along_m = raster_group, raster_along_m
         self.tile_shape_mnk = (block_m, block_n, tiles.block_k(ab_dtype))
         self.epi_tile = tiles.epilogue_tile(block_m, block_n)
@@ -679,15 +693,17 @@ class Fp8GemmSm90:
     def make_mainloop_pipeline(self, barrier_ptr) -> pipeline.PipelineTmaAsync:
         """The A/B/SFA pipeline: a stage is full once the TMA thread (and, with 128x128 B scales,
         the B-scale warp) has arrived and its bytes have landed; it is free once every math warp of
-        every CTA that received it by multicast has released it (one arrive per warp per such CTA)."""
+        every CTA that received it by multicast has released it (one arrive per warp per such CTA,
+        plus, with 128x128 B scales, one per math thread of this CTA: :meth:`release_stage`)."""
         cm, cn = self.cluster_mn
+        releases = (cm + cn - 1) * self.num_math_threads // 32 if self.elected_release else 0
+        if self.block_b_scales:
+            releases += self.num_math_threads
         return pipeline.PipelineTmaAsync.create(
             barrier_storage=barrier_ptr,
             num_stages=self.stages,
             producer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread, 2 if self.block_b_scales else 1),
-            consumer_group=pipeline.CooperativeGroup(
-                pipeline.Agent.Thread, (cm + cn - 1) * self.num_math_threads // 32
-            ),
+            consumer_group=pipeline.CooperativeGroup(pipeline.Agent.Thread, releases),
             tx_count=_stage_bytes(self.block_m, self.block_n, self.b_scale_rows, self.AB_DTYPE, self.a_rows),
             cta_layout_vmnk=cute.make_layout((1, cm, cn, 1)),
             defer_sync=True,
@@ -1246,12 +1262,24 @@ class Fp8GemmSm90:
         ptxas, short of registers, recomputes every K block from ``SR_TID.X``: a long-latency S2R
         between the WGMMA issues (128x160 tiles ran 2-11% slower when it appeared there). Without
         a cluster one elected lane arrives instead (``ELECT``, no thread index needed).
+
+        NOTES: with 128x128 B scales every lane also arrives on this CTA's barrier. Each lane reads
+        the stage's B scales from smem, which the B-scale warp rewrites once the stage is free; a
+        lane's own arrive is what orders its read before that store (compute-sanitizer's
+        racecheck flagged the reads of the lanes the elected arrive does not cover). The elected
+        arrive stays on tiles 64 or more wide (:attr:`elected_release`): without an ELECT in the
+        loop ptxas moves their stage arithmetic off the uniform datapath (128x128: 16 ``R2UR`` per
+        K block; 256x128 spills). Narrower tiles keep it without, and drop the ELECT and one
+        ``SYNCS`` per K block (H200: 128x4096x7168, 128x32 tiles, 11.42 -> 11.01 us).
         """
-        if cutlass.const_expr(self.cluster_mn == (1, 1)):
-            with cute.arch.elect_one():
-                mainloop.sync_object_empty.arrive(state.index, mainloop.consumer_mask)
-        else:
-            mainloop.consumer_release(state)
+        if cutlass.const_expr(self.elected_release):
+            if cutlass.const_expr(self.cluster_mn == (1, 1)):
+                with cute.arch.elect_one():
+                    mainloop.sync_object_empty.arrive(state.index, mainloop.consumer_mask)
+            else:
+                mainloop.consumer_release(state)
+        if cutlass.const_expr(self.block_b_scales):
+            cute.arch.mbarrier_arrive(mainloop.sync_object_empty.get_barrier(state.index))
 
     @cute.jit
     def issue_wgmmas(self, w: cutlass.Constexpr, stage_index: Int32, mma_args, partial: cute.Tensor):
