@@ -2,6 +2,10 @@
 
     git archive HEAD~1 cute_gemm layouts schedulers | (mkdir -p /tmp/old && tar -x -C /tmp/old)
     python tools/ab_roots.py --roots old=/tmp/old new=. --shapes 129x4096x7168 1x7168x2048 --rounds 2
+    python tools/ab_roots.py --roots old=/tmp/old new=. --shapes 4096x7168x2048 --wgrad   # d += a @ b^T
+
+``--wgrad``: the training form (1x128 scales on both operands, fp32 ``d`` accumulated in place,
+the bench's weight-gradient call) instead of the inference GEMM.
 
 Each round runs every root in its own process: it imports ``cute_gemm`` from that root, compiles
 the configurations the root's heuristic picks for the shapes in a pool of processes (cold compiles
@@ -29,7 +33,9 @@ def _compile(root: str, fields: dict) -> None:
     jit.get_fp8_gemm(jit.GemmConfig(**(fields | {"kind": GemmKind(fields["kind"])})))
 
 
-def measure(root: str, label: str, shapes: list[tuple[int, int, int]], iters: int, pool_size: int) -> list[dict]:
+def measure(
+    root: str, label: str, shapes: list[tuple[int, int, int]], iters: int, pool_size: int, wgrad: bool = False
+) -> list[dict]:
     """Time the heuristic's choice for every shape with the library found under ``root``."""
     sys.path.insert(0, root)
     import torch
@@ -42,16 +48,23 @@ def measure(root: str, label: str, shapes: list[tuple[int, int, int]], iters: in
     if not os.path.abspath(cute_gemm.__file__).startswith(os.path.abspath(root)):
         raise SystemExit(f"imported {cute_gemm.__file__}, not the library under {root}")
     num_sms = torch.cuda.get_device_properties(0).multi_processor_count
-    configs = [heuristics.choose_config(m, n, k, num_sms) for m, n, k in shapes]
+    variant = heuristics.Variant(1, "fp32", True) if wgrad else heuristics.INFERENCE
+    configs = [heuristics.choose_config(m, n, k, num_sms, variant) for m, n, k in shapes]
     with multiprocessing.get_context("spawn").Pool(min(pool_size, len(set(configs)))) as pool:
         pool.starmap(_compile, [(root, c._asdict() | {"kind": int(c.kind)}) for c in dict.fromkeys(configs)])
     flush, rows = L2Flusher(), []
     for (m, n, k), config in zip(shapes, configs):
-        p = make_fp8_gemm_problem(m, n, k)
-        us = time_kernels(lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config),
+        if wgrad:
+            p = make_fp8_gemm_problem(m, n, k, b_scale_rows=1, out_dtype=torch.float32)
+            p.d.zero_()
+            c, d_bytes = p.d, 8 * m * n  # read and written
+        else:
+            p = make_fp8_gemm_problem(m, n, k)
+            c, d_bytes = None, 2 * m * n
+        us = time_kernels(lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, c=c, config=config),
                           iters=iters, flush=flush)
-        rows.append(dict(label=label, m=m, n=n, k=k, config=config.describe(), us=round(us, 2),
-                         gbs=round((m * k + n * k + 2 * m * n) / us / 1e3), tflops=round(2 * m * n * k / us / 1e6)))
+        rows.append(dict(label=label, m=m, n=n, k=k, wgrad=wgrad, config=config.describe(), us=round(us, 2),
+                         gbs=round((m * k + n * k + d_bytes) / us / 1e3), tflops=round(2 * m * n * k / us / 1e6)))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -64,18 +77,19 @@ def main():
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--pool", type=int, default=14, help="compile processes")
     ap.add_argument("--json", help="append the measurements here")
+    ap.add_argument("--wgrad", action="store_true", help="time d += a @ b^T with 1x128 scales on both, fp32 d")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # label=path: measure in this process
     args = ap.parse_args()
     shapes = [tuple(map(int, s.split("x"))) for s in args.shapes]
     if args.one:
         label, root = args.one.split("=", 1)
-        measure(root, label, shapes, args.iters, args.pool)
+        measure(root, label, shapes, args.iters, args.pool, args.wgrad)
         return
     lines = []
     for _ in range(args.rounds):
         for spec in args.roots:
             cmd = [sys.executable, __file__, "--one", spec, "--iters", str(args.iters), "--pool", str(args.pool),
-                   "--roots", spec, "--shapes", *args.shapes]
+                   "--roots", spec, "--shapes", *args.shapes] + (["--wgrad"] if args.wgrad else [])
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             lines += [line for line in out.splitlines() if line.startswith("{")]
             print(out, end="", flush=True)
