@@ -22,6 +22,7 @@ from cute_gemm import heuristics
 from cute_gemm.jit import GemmConfig
 from cute_gemm.kernels.fp8_gemm_sm90 import (
     A_BOX_ROWS,
+    ELECTED_RELEASE_MIN_BLOCK_N,
     LAGGED_PROMOTION_MAX_BLOCK_N,
     SMEM_CAPACITY,
     Fp8GemmSm90,
@@ -471,6 +472,25 @@ def test_kernel_lags_exactly_where_lagged_promotion_says(b_scale_rows):
             kernel = Fp8GemmSm90(block_m, block_n, stages, b_scale_rows=b_scale_rows)
             expected = b_scale_rows == 128 and stages >= 3 and block_n <= (128 if block_m <= 128 else 96)
             assert kernel.lag_promotion == expected == lagged_promotion(block_m, block_n, stages, b_scale_rows)
+
+
+@pytest.mark.parametrize("b_scale_rows", (128, 1))
+def test_stage_release_rule(b_scale_rows):
+    """Who releases a mainloop stage (racecheck-clean, docs/notes.md "Every lane releases the
+    stage"): with 128x128 B scales, read from the stage by every math lane, every math thread
+    arrives; tiles under 64 wide without a cluster need no elected arrive besides. Per-row B
+    scales: one elected arrive per math warp (and per CTA it was multicast to)."""
+    assert ELECTED_RELEASE_MIN_BLOCK_N == 64
+    for block_m, block_n in legal_tiles(b_scale_rows):
+        for cluster in ((1, 1), (2, 1), (1, 2)):
+            try:
+                kernel = Fp8GemmSm90(block_m, block_n, 2, cluster_m=cluster[0], cluster_n=cluster[1],
+                                     b_scale_rows=b_scale_rows)
+            except ValueError:  # a cluster this tile does not take
+                continue
+            block_scales = b_scale_rows == 128
+            assert kernel.block_b_scales == block_scales
+            assert kernel.elected_release == (not block_scales or cluster != (1, 1) or block_n >= 64)
 
 
 def test_print_configs_env_prints_the_explanation_once(monkeypatch, capsys):
