@@ -35,6 +35,31 @@ def _compile(root: str, fields: dict) -> None:
     jit.get_fp8_gemm(jit.GemmConfig(**(fields | {"kind": GemmKind(fields["kind"])})))
 
 
+def _problem(cute_gemm, shape: tuple[int, ...], config, wgrad: bool, contiguous: bool):
+    """Fresh inputs for one shape: the call to time, the row's shape fields, its FLOPs and bytes
+    (A + B + D once; wgrad: D read and written; contiguous: without the scales)."""
+    import torch
+
+    from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem
+
+    if contiguous:
+        g, m, n, k = shape
+        p = make_contiguous_problem([m] * g, n, k)
+        run = lambda: cute_gemm.m_grouped_fp8_gemm_nt_contiguous(  # noqa: E731
+            (p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, config=config)
+        return run, dict(groups=g, m=m, n=n, k=k), 2 * g * m * n * k, g * (m * k + n * k + 2 * m * n)
+    m, n, k = shape
+    c, d_bytes = None, 2 * m * n
+    if wgrad:
+        p = make_fp8_gemm_problem(m, n, k, b_scale_rows=1, out_dtype=torch.float32)
+        p.d.zero_()
+        c, d_bytes = p.d, 8 * m * n
+    else:
+        p = make_fp8_gemm_problem(m, n, k)
+    run = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, c=c, config=config)  # noqa: E731
+    return run, dict(m=m, n=n, k=k, wgrad=wgrad), 2 * m * n * k, m * k + n * k + d_bytes
+
+
 def measure(
     root: str, label: str, shapes: list[tuple[int, ...]], iters: int, pool_size: int, wgrad: bool = False,
     contiguous: bool = False,
@@ -45,9 +70,8 @@ def measure(
 
     import cute_gemm
     from cute_gemm import heuristics
-    from cute_gemm.testing import make_contiguous_problem, make_fp8_gemm_problem
-    from schedulers.raster import GemmKind
     from cute_gemm.timing import L2Flusher, time_kernels
+    from schedulers.raster import GemmKind
 
     if not os.path.abspath(cute_gemm.__file__).startswith(os.path.abspath(root)):
         raise SystemExit(f"imported {cute_gemm.__file__}, not the library under {root}")
@@ -62,27 +86,10 @@ def measure(
         pool.starmap(_compile, [(root, c._asdict() | {"kind": int(c.kind)}) for c in dict.fromkeys(configs)])
     flush, rows = L2Flusher(), []
     for shape, config in zip(shapes, configs):
-        if contiguous:
-            g, m, n, k = shape
-            p = make_contiguous_problem([m] * g, n, k)
-            us = time_kernels(lambda: cute_gemm.m_grouped_fp8_gemm_nt_contiguous(
-                (p.a, p.sfa), (p.b, p.sfb), p.d, p.group_info, config=config), iters=iters, flush=flush)
-            rows.append(dict(label=label, groups=g, m=m, n=n, k=k, config=config.describe(), us=round(us, 2),
-                             tflops=round(2 * g * m * n * k / us / 1e6)))
-            print(json.dumps(rows[-1]), flush=True)
-            continue
-        m, n, k = shape
-        if wgrad:
-            p = make_fp8_gemm_problem(m, n, k, b_scale_rows=1, out_dtype=torch.float32)
-            p.d.zero_()
-            c, d_bytes = p.d, 8 * m * n  # read and written
-        else:
-            p = make_fp8_gemm_problem(m, n, k)
-            c, d_bytes = None, 2 * m * n
-        us = time_kernels(lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, c=c, config=config),
-                          iters=iters, flush=flush)
-        rows.append(dict(label=label, m=m, n=n, k=k, wgrad=wgrad, config=config.describe(), us=round(us, 2),
-                         gbs=round((m * k + n * k + d_bytes) / us / 1e3), tflops=round(2 * m * n * k / us / 1e6)))
+        run, fields, flops, nbytes = _problem(cute_gemm, shape, config, wgrad, contiguous)
+        us = time_kernels(run, iters=iters, flush=flush)
+        rows.append(dict(label=label, **fields, config=config.describe(), us=round(us, 2),
+                         gbs=round(nbytes / us / 1e3), tflops=round(flops / us / 1e6)))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

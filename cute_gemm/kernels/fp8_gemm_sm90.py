@@ -113,7 +113,8 @@ ELECTED_RELEASE_MIN_BLOCK_N = 64
 lane's (with 128x128 B scales; :meth:`Fp8GemmSm90.release_stage`). NOTES: compiled for sm_90a,
 16-, 32- and 48-wide tiles keep the K loop's stage arithmetic on the uniform datapath with every
 lane's arrive alone; 64-wide and wider need an ``ELECT`` in the loop for that (without it: 16
-``R2UR`` per K block, and 256x128 spills). ``tests/test_compile_sm90.py`` checks both."""
+``R2UR`` per K block, and 256x128 spills). ``tests/test_compile.py`` (K-loop budgets, no
+``R2UR``) and ``tests/test_layouts.py`` (the rule) check it."""
 
 
 ROW_SHIFT_ALIGN = 4
@@ -1267,10 +1268,9 @@ class Fp8GemmSm90:
         the stage's B scales from smem, which the B-scale warp rewrites once the stage is free; a
         lane's own arrive is what orders its read before that store (compute-sanitizer's
         racecheck flagged the reads of the lanes the elected arrive does not cover). The elected
-        arrive stays on tiles 64 or more wide (:attr:`elected_release`): without an ELECT in the
-        loop ptxas moves their stage arithmetic off the uniform datapath (128x128: 16 ``R2UR`` per
-        K block; 256x128 spills). Narrower tiles keep it without, and drop the ELECT and one
-        ``SYNCS`` per K block (H200: 128x4096x7168, 128x32 tiles, 11.42 -> 11.01 us).
+        arrive stays where ptxas needs an ELECT in the loop (:data:`ELECTED_RELEASE_MIN_BLOCK_N`);
+        narrower tiles drop it and one ``SYNCS`` per K block (H200: 128x4096x7168, 128x32 tiles,
+        11.42 -> 11.01 us).
         """
         if cutlass.const_expr(self.elected_release):
             if cutlass.const_expr(self.cluster_mn == (1, 1)):
