@@ -166,24 +166,42 @@ SPLIT_K_MAX_M = 128
 """Largest M offered split-K (the measured regime; larger M fills the SMs with tiles anyway)."""
 SPLIT_K_MAX_BLOCK_N = 128
 """Widest tile offered with split-K (64x192 with split 2 spills registers)."""
-EXTRA_64_ROW_MAX_BLOCK_N = 64
-"""Widest 64-row tile offered for 65..128 rows (dense FP8, split or not): 64x64 split 2 won at N =
-2048-2112 (331-341 TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost at N = 3584-4096
-(443-490 vs 481-543: two math warpgroups hide more load latency than one); unsplit, 64x32 won at
-128x2112x7168 (1946 GB/s vs 128x32 split 2 1802), 64x112 lost at N = 7168 (2852-2900 vs 128x64
-3392-3459)."""
-ROWS_PAST_M_COST = 147.0
+EXTRA_64_ROW_MAX_BLOCK_N = 128
+"""Widest 64-row tile offered for 65..128 rows (dense FP8). Unsplit 64x128 tiles are the fastest
+tile there at N = 7168 for up to ~110 rows (one wave of 112 CTAs where 64x64 needs two and a
+128-row tile reads up to 63 rows past M): 7168x2048 7.1-7.2 us vs 64x64 8.0 at M = 65-80,
+7168x16384 41.9-42.7 vs 49.1-50.2 at M = 65-96 (H200, ``sweep-h200-2026-11-30-ragged-m.json``).
+Wider ones were never the fastest (64x192 at N = 24576 1.2-1.4x behind 128x192)."""
+EXTRA_64_ROW_SPLIT_MAX_BLOCK_N = 64
+"""Widest of those 64-row tiles offered split along K, and priced at the table's efficiency: 64x64
+split 2 won at N = 2048-2112 (331-341 TFLOPS vs 286-296 for 128x64 split 2), 64x128 split 2 lost
+at N = 3584-4096 (443-490 vs 481-543: two math warpgroups hide more load latency than one);
+unsplit, 64x32 won at 128x2112x7168 (1946 GB/s vs 128x32 split 2 1802)."""
+EXTRA_64_ROW_WIDE_PRICE = 1.32
+"""The wider ones (up to :data:`EXTRA_64_ROW_MAX_BLOCK_N`) are priced at their table efficiency
+divided by this: one math warpgroup per tile hides less load latency than 128-row tiles' two, so
+64x128 runs slower per FLOP here than the table's 0.95 (fitted for M <= 64) says. At
+112x7168x16384 64x128 took 42.1 us against 128x64's 40.2 (~0.72 against the table's 0.95 / 0.75).
+Fitted with :data:`ROWS_PAST_M_COST` and :data:`ROWS_PAST_M_FREE` on 30 shapes of 65..120 rows
+(H200, every candidate tile timed, ``sweep-h200-2026-11-30-ragged-m.json``): any price from 1.29 to
+1.33 takes the fastest measured tile on 29 of them and 64x128 at 112x7168x16384 (4.6% behind
+128x64); below 1.29 64x128 also wins at 65x24576x1536 (12% behind 128x192), below 1.27 at
+128x7168 too (where 64x112 lost: 2852-2900 GB/s vs 128x64 3392-3459); from 1.36 two waves of
+64x64 beat one of 64x128 at N = 7168 again (11-20% behind). The choices at 1..64, 128, 129 and
+4096 rows on the DeepSeek-V3 (N, K) are the same as without the wider tiles."""
+ROWS_PAST_M_COST = 120.0
 """Cost per K block (units of :attr:`TileChoice.cost`: BLOCK_M x BLOCK_N / efficiency per K block)
 of each row of a dense tile's A box past row M, beyond the first :data:`ROWS_PAST_M_FREE`. NOTES:
 TMA is slow on a box's rows past the tensor's edge, about 3.9 ns per row per K block whatever
 the tile: 128x32 at N = 4096, K = 7168 and 128x64 at N = 7168, K = 16384 both took about 220 ns
 more per K block at M = 65 than at M = 128, and 115-135 ns at M = 96; 128x192 at N = 24576,
 K = 1536 250 ns at M = 65 (H200, docs/notes.md). A K block of an in-bounds tile costs about
-0.03 ns per unit in these memory-bound shapes (128x32: 202 ns for 5461 units)."""
-ROWS_PAST_M_FREE = 12
+0.03 ns per unit in these memory-bound shapes (128x32: 202 ns for 5461 units), so a row costs
+~130 units; 120 fitted with :data:`EXTRA_64_ROW_WIDE_PRICE`."""
+ROWS_PAST_M_FREE = 10
 """Rows past M the model does not charge: fitted, not measured (M = 127 and 120 on a 128-row
-tile ran within 3% of M = 128; with 12, 128x64 wins at 112x7168x16384 as measured, 39 vs 48 us
-for two waves of 64x64, which the model prices too low). The moved last tile leaves up to 3
+tile ran within 3% of M = 128), with :data:`ROWS_PAST_M_COST` (from 147 and 12 before the
+2026-11-30 refit, :data:`EXTRA_64_ROW_WIDE_PRICE`). The moved last tile leaves up to 3
 (:data:`cute_gemm.kernels.fp8_gemm_sm90.ROW_SHIFT_ALIGN`)."""
 SPLIT_K_OVERHEAD_K_BLOCKS = 2.0
 """Extra cost of each CTA of a split tile (its partial sums exchanged through the cluster), in K
@@ -295,7 +313,9 @@ def candidates(
 ) -> list[TileChoice]:
     """Every candidate tile for ``num_groups`` problems of ``m x n x k`` with its wave count, best
     first; with ``split_k_allowed`` (dense FP8) also the tiles split along K where they may be,
-    and for 65..128 rows two 64-row tiles up to :data:`EXTRA_64_ROW_MAX_BLOCK_N` wide. ``dense``:
+    and for 65..128 rows two 64-row tiles up to :data:`EXTRA_64_ROW_MAX_BLOCK_N` wide (split only
+    up to :data:`EXTRA_64_ROW_SPLIT_MAX_BLOCK_N`, wider ones priced up by
+    :data:`EXTRA_64_ROW_WIDE_PRICE`). ``dense``:
     a dense (not grouped) problem, whose tiles pay for rows of A's box past M
     (:func:`rows_past_m`)."""
     out = []
@@ -312,11 +332,14 @@ def candidates(
         for block_n, efficiency in table[bm].items():
             if not _legal(bm, block_n, variant):
                 continue
-            if extra_64 and bm == 64 and block_n > EXTRA_64_ROW_MAX_BLOCK_N:
+            extra_wide = extra_64 and bm == 64 and block_n > EXTRA_64_ROW_SPLIT_MAX_BLOCK_N
+            if extra_wide and block_n > EXTRA_64_ROW_MAX_BLOCK_N:
                 continue
+            if extra_wide:
+                efficiency /= EXTRA_64_ROW_WIDE_PRICE
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             splits = (1,)
-            if split_k_allowed and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
+            if split_k_allowed and not extra_wide and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
                 splits += (SPLIT_K,)
             for split_k in splits:
                 ctas = num_tiles * split_k

@@ -28,6 +28,7 @@ class Fp8GemmProblem:
     sfb: torch.Tensor  # [ceil(n/128), ceil(k/128)] fp32; per-row: [n, ceil(k/128)], N-major aligned
     d: torch.Tensor  # [m, n] bf16 or fp32, filled with NaN
     b_scale_rows: int = 128  # 1: sfb is per row (1x128)
+    scale_spread: float = 0.0  # the blocks' magnitudes span 10^[-spread, spread]
 
     def dequantized_b(self) -> torch.Tensor:
         if self.b_scale_rows == 1:
@@ -77,7 +78,7 @@ def make_fp8_gemm_problem(
     else:
         b, sfb = per_block_cast_to_fp8(y)
     d = torch.full((m, n), float("nan"), dtype=out_dtype, device=device)
-    return Fp8GemmProblem(x, y, a, get_mn_major_tma_aligned_tensor(sfa), b, sfb, d, b_scale_rows)
+    return Fp8GemmProblem(x, y, a, get_mn_major_tma_aligned_tensor(sfa), b, sfb, d, b_scale_rows, scale_spread)
 
 
 @dataclass

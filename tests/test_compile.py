@@ -60,7 +60,7 @@ CONFIGS += [
     for acc in (True, False)
 ] + [GemmConfig(128, 128, max_stages(128, 128, b_scale_rows=1), b_scale_rows=1)]
 CONFIGS += list(dict.fromkeys(  # the last M tile moved up: the heuristic's choices for ragged M
-    heuristics.choose_config(m, n, k, 132) for m in (129, 4097) for n, k in DEEPSEEK_V3_NK
+    heuristics.choose_config(m, n, k, 132) for m in (80, 129, 4097) for n, k in DEEPSEEK_V3_NK
 ))
 CONFIGS += list(dict.fromkeys(  # A boxes of 8 to 56 rows: the heuristic's decoding choices
     [heuristics.choose_config(1, n, k, 132) for n, k in DEEPSEEK_V3_NK]
@@ -86,6 +86,7 @@ CONFIGS += [
     for a_major, b_major in (("k", "mn"), ("mn", "k"), ("mn", "mn"))
     if not (a_major == "mn" and bm == 256)
 ]
+CONFIGS = list(dict.fromkeys(CONFIGS))  # each configuration compiled once, whichever list offers it
 
 
 def _config_id(c):

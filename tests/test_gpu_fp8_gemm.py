@@ -12,7 +12,7 @@ from layouts.tiles import legal_tiles
 
 pytestmark = pytest.mark.gpu
 
-MS = (1, 64, 128, 4096, 4097)
+MS = (1, 64, 80, 100, 128, 4096, 4097)
 NKS = ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048),
        (576, 7168), (264, 1040))
 
@@ -27,12 +27,16 @@ SHORT_K = 512
 (1.09e-3 seen with one K block, 1.03e-3 with K = 240 and 1.13e-3 with K = 368, both with
 scale_spread 3, on the H200, while the dequantised comparison passed): such problems check the
 kernel's own error (the dequantised reference) only."""
+FEW_OUTPUTS = 4096
+"""Problems with a scale spread and fewer outputs check the dequantised reference only, too: each
+output is then dominated by its largest K block, so its unquantised error is that of one block,
+and over few outputs the mean varies widely (1.84e-3 seen at 1x664x688 with spread 3, H200)."""
 
 
 def check(problem, d):
     assert not torch.isnan(d).any(), "some outputs were not written"
     assert calc_diff(d, problem.dequantized_reference()) < 1e-5
-    if problem.a.shape[-1] > SHORT_K:
+    if problem.a.shape[-1] > SHORT_K and (not problem.scale_spread or d.numel() >= FEW_OUTPUTS):
         assert calc_diff(d, problem.unquantized_reference()) < 1e-3
 
 
@@ -93,7 +97,7 @@ def test_ring_and_whole_tile_epilogues(block_m, block_n, stages):
 
 @pytest.mark.parametrize("m_past_tiles", [1, 5, -1])
 @pytest.mark.parametrize("block_m,block_n,static", [(128, 128, False), (256, 128, True), (128, 32, False),
-                                                     (64, 32, False), (128, 112, False)])
+                                                     (64, 32, False), (64, 128, False), (128, 112, False)])
 def test_last_m_tile_moved_up_stays_in_bounds(block_m, block_n, static, m_past_tiles):
     # The last M tile of a dense GEMM ends at row M (Fp8GemmSm90.tile_row_shift): its rows shared
     # with the tile above are written twice, and rows past M must stay untouched.

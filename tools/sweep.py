@@ -2,6 +2,8 @@
 
     python tools/sweep.py --shapes 4096x7168x16384 128x7168x16384 [--block-m 128] [--json out]
     python tools/sweep.py --shapes 64x4096x7168 --split-k 1 2 4   # split-K where the tile allows it
+
+Ragged M runs as the heuristic runs it: the last M tile moved up, an A box of fewer rows for few rows.
 """
 import argparse, json, sys
 
@@ -44,7 +46,9 @@ def main():
                     if split > 1 and (cluster != (1, 1) or not split_k_divides_tile(bm, bn, split)):
                         continue
                     stages = max_stages(bm, bn, split_k=split) - fewer
-                    cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split)
+                    cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split,  # ragged M as the heuristic runs it
+                                     a_box_rows=cute_gemm.heuristics.a_box_rows(m, bm) if cluster == (1, 1) else None,
+                                     shift_last_m_tile=cute_gemm.heuristics.shifts_last_m_tile(m, bm, split))
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
