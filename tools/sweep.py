@@ -46,6 +46,8 @@ def main():
                     if split > 1 and (cluster != (1, 1) or not split_k_divides_tile(bm, bn, split)):
                         continue
                     stages = max_stages(bm, bn, split_k=split) - fewer
+                    if stages < 2:  # --fewer-stages past what the tile has
+                        continue
                     cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split,  # ragged M as the heuristic runs it
                                      a_box_rows=cute_gemm.heuristics.a_box_rows(m, bm) if cluster == (1, 1) else None,
                                      shift_last_m_tile=cute_gemm.heuristics.shifts_last_m_tile(m, bm, split))
