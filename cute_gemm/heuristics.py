@@ -1,6 +1,7 @@
 """Choosing a kernel configuration for a problem shape (plain Python, explainable).
 
-BLOCK_M is 64 when M <= 64, else 128 or 256. The tile minimises a modelled time::
+BLOCK_M is 64 when M <= 64, else 128 or 256 (256 from :data:`BLOCK_M_256_MIN_K_BLOCKS` K blocks
+on). The tile minimises a modelled time::
 
     waves x (K blocks + overhead(BLOCK_M)) x BLOCK_M x BLOCK_N / efficiency(BLOCK_M, BLOCK_N)
 
@@ -248,11 +249,23 @@ def choose_stages(block_m: int, block_n: int, k: int, variant: Variant = INFEREN
     return most
 
 
-def block_m_candidates(m: int) -> tuple[int, ...]:
-    """BLOCK_M values tried for ``m`` rows: 64 for decoding sizes, else 128 and (past 128) 256."""
+BLOCK_M_256_MIN_K_BLOCKS = 5
+"""Fewest K blocks (FP8) for which 256-row tiles are tried. NOTES: at K = 512 (4 K blocks) 128x128
+ran faster than the 256x128 the model preferred at every M past 256 measured (H200, N = 32768,
+kernel time: 512 rows 19.6 vs 20.6 us, 1024 35.0 vs 38.5, 1536 51.7 vs 56.4, 2048 67.0 vs 75.4,
+3072 105.8 vs 113.2; ``sweep-h200-2026-11-30-mid-m.json``; at 4096 1018 vs 1001 TFLOPS in
+``sweep-h200-2026-11-29-rolled-loops.json``; at exactly 256 rows 256x128 was 2% ahead, 10.5 vs
+10.8). Such a short 256-row tile runs 3 stages (a whole-tile epilogue), fewer than its 4 K
+blocks, so the next tile's loads cannot all be in flight while it stores; 128x128 holds 5."""
+
+
+def block_m_candidates(m: int, num_k_blocks: int | None = None) -> tuple[int, ...]:
+    """BLOCK_M values tried for ``m`` rows: 64 for decoding sizes, else 128 and (past 128, given
+    at least :data:`BLOCK_M_256_MIN_K_BLOCKS` K blocks or ``num_k_blocks`` None) 256."""
     if m <= 64:
         return (64,)
-    return (128,) if m <= 128 else (128, 256)
+    short_k = num_k_blocks is not None and num_k_blocks < BLOCK_M_256_MIN_K_BLOCKS
+    return (128,) if m <= 128 or short_k else (128, 256)
 
 
 @dataclass(frozen=True)
@@ -320,7 +333,8 @@ def candidates(
     (:func:`rows_past_m`)."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
-    block_ms = (block_m,) if block_m else block_m_candidates(m)
+    fp8_k_blocks = num_k_blocks if variant.ab_dtype == "fp8" else None  # the rule measured for FP8
+    block_ms = (block_m,) if block_m else block_m_candidates(m, fp8_k_blocks)
     if variant.b_scale_rows == 1 or variant.a_major == "mn":  # no 256-row tiles: fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)

@@ -239,7 +239,7 @@ def modelled_cost(c, k, m=None):
 def test_candidates_wave_arithmetic(m, n, k, num_sms):
     ranked = heuristics.candidates(m, n, k, num_sms)
     assert {(c.block_m, c.block_n) for c in ranked} == {
-        (bm, bn) for bm in heuristics.block_m_candidates(m) for bn in heuristics.EFFICIENCY[bm]
+        (bm, bn) for bm in heuristics.block_m_candidates(m, ceil_div(k, 128)) for bn in heuristics.EFFICIENCY[bm]
     }
     for c in ranked:
         assert c.num_tiles == ceil_div(m, c.block_m) * ceil_div(n, c.block_n)
