@@ -524,4 +524,8 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
             f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.rows_past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
         )
+    k_blocks = ceil_div(k, block_k(config.ab_dtype))
+    short_k = config.ab_dtype == "fp8" and k_blocks < BLOCK_M_256_MIN_K_BLOCKS
+    if 256 in block_m_candidates(m) and short_k and config.block_m != 256:
+        lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, fewer than BLOCK_M_256_MIN_K_BLOCKS)")
     return "\n".join(lines)

@@ -453,6 +453,16 @@ def test_explain_names_the_choice(m, n, k):
     assert chosen_lines[0].split()[0] == f"{config.block_m}x{config.block_n}"
 
 
+def test_explain_says_why_no_256_row_tiles_at_short_k():
+    # K = 512 is 4 K blocks: 256-row tiles are not tried (BLOCK_M_256_MIN_K_BLOCKS), and the
+    # explanation says so where they otherwise would be.
+    lines = heuristics.explain(2048, 32768, 512, 132).splitlines()
+    assert "no 256-row tiles" in lines[-1]
+    assert not any(line.split()[0].startswith("256x") for line in lines[2:-1])
+    assert "no 256-row tiles" not in heuristics.explain(2048, 32768, 1024, 132)
+    assert "no 256-row tiles" not in heuristics.explain(128, 32768, 512, 132)
+
+
 def test_explain_says_which_tiles_promote_lagged():
     lines = heuristics.explain(4096, 4096, 7168, 132).splitlines()
     assert "promotion" in lines[1]
