@@ -526,6 +526,6 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         )
     k_blocks = ceil_div(k, block_k(config.ab_dtype))
     short_k = config.ab_dtype == "fp8" and k_blocks < BLOCK_M_256_MIN_K_BLOCKS
-    if 256 in block_m_candidates(m) and short_k and config.b_scale_rows == 128:  # else never 256 rows
+    if 256 in block_m_candidates(m) and short_k and config.b_scale_rows == 128:
         lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, fewer than BLOCK_M_256_MIN_K_BLOCKS)")
     return "\n".join(lines)
