@@ -268,6 +268,16 @@ def block_m_candidates(m: int, num_k_blocks: int | None = None) -> tuple[int, ..
     return (128,) if m <= 128 or short_k else (128, 256)
 
 
+def _rule_k_blocks(k: int, variant: Variant) -> int | None:
+    """K blocks for :func:`block_m_candidates`'s short-K rule: measured for FP8 only (None: no rule)."""
+    return ceil_div(k, block_k(variant.ab_dtype)) if variant.ab_dtype == "fp8" else None
+
+
+def _takes_256_rows(variant: Variant) -> bool:
+    """Whether the variant has 256-row tiles at all (not with per-row B scales or an M-major A)."""
+    return variant.b_scale_rows != 1 and variant.a_major != "mn"
+
+
 @dataclass(frozen=True)
 class TileChoice:
     """One candidate tile with the numbers the choice is made on."""
@@ -333,9 +343,8 @@ def candidates(
     (:func:`rows_past_m`)."""
     out = []
     num_k_blocks = ceil_div(k, block_k(variant.ab_dtype))
-    fp8_k_blocks = num_k_blocks if variant.ab_dtype == "fp8" else None  # the rule measured for FP8
-    block_ms = (block_m,) if block_m else block_m_candidates(m, fp8_k_blocks)
-    if variant.b_scale_rows == 1 or variant.a_major == "mn":  # no 256-row tiles: fall back to 128
+    block_ms = (block_m,) if block_m else block_m_candidates(m, _rule_k_blocks(k, variant))
+    if not _takes_256_rows(variant):  # fall back to 128
         block_ms = tuple(dict.fromkeys(min(bm, 128) for bm in block_ms))
     table = efficiency_table(variant)
     split_k_allowed = split_k_allowed and m <= SPLIT_K_MAX_M
@@ -524,8 +533,7 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
             f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.rows_past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
         )
-    k_blocks = ceil_div(k, block_k(config.ab_dtype))
-    short_k = config.ab_dtype == "fp8" and k_blocks < BLOCK_M_256_MIN_K_BLOCKS
-    if 256 in block_m_candidates(m) and short_k and config.b_scale_rows == 128:
+    k_blocks = _rule_k_blocks(k, config.variant)
+    if _takes_256_rows(config.variant) and block_m_candidates(m, k_blocks) != block_m_candidates(m):
         lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, fewer than BLOCK_M_256_MIN_K_BLOCKS)")
     return "\n".join(lines)
