@@ -535,5 +535,5 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
         )
     k_blocks = _rule_k_blocks(k, config.variant)
     if _takes_256_rows(config.variant) and block_m_candidates(m, k_blocks) != block_m_candidates(m):
-        lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, fewer than BLOCK_M_256_MIN_K_BLOCKS)")
+        lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, < BLOCK_M_256_MIN_K_BLOCKS)")
     return "\n".join(lines)
