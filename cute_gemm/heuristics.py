@@ -362,7 +362,8 @@ def candidates(
                 efficiency /= EXTRA_64_ROW_WIDE_PRICE
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             splits = (1,)
-            if split_k_allowed and not extra_wide and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms):
+            if (split_k_allowed and not extra_wide
+                    and _split_k_fits(bm, block_n, num_tiles, num_k_blocks, num_sms)):
                 splits += (SPLIT_K,)
             for split_k in splits:
                 ctas = num_tiles * split_k
@@ -418,6 +419,17 @@ def shifts_last_m_tile(m: int, block_m: int, split_k: int = 1, variant: Variant 
     return m > block_m and m % block_m != 0 and split_k == 1 and not variant.accumulate
 
 
+def fit_rows(config: GemmConfig, m: int, variant: Variant = INFERENCE) -> GemmConfig:
+    """``config`` set up for a dense problem of ``m`` rows: an A box of :func:`a_box_rows` and the
+    last M tile moved up where :func:`shifts_last_m_tile`; a cluster takes whole tiles (unchanged)."""
+    if (config.cluster_m, config.cluster_n) != (1, 1):
+        return config
+    return config._replace(
+        a_box_rows=a_box_rows(m, config.block_m, variant),
+        shift_last_m_tile=shifts_last_m_tile(m, config.block_m, config.split_k, variant),
+    )
+
+
 def rows_past_m(m: int, block_m: int, split_k: int = 1, variant: Variant = INFERENCE) -> int:
     """Rows of a dense problem's last M tile's A box past row ``m``: the box is BLOCK_M rows, or
     :func:`a_box_rows` for few rows; the last tile moves up to end near row ``m`` where
@@ -450,9 +462,7 @@ def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFER
     config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8, dense=True)[0], k, variant)
     if compiles_shape_in(config):
         config = config._replace(static_nk=(n, k))
-    config = config._replace(a_box_rows=a_box_rows(m, config.block_m, variant))
-    if shifts_last_m_tile(m, config.block_m, config.split_k, variant):
-        config = config._replace(shift_last_m_tile=True)
+    config = fit_rows(config, m, variant)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config

@@ -48,9 +48,8 @@ def main():
                     stages = max_stages(bm, bn, split_k=split) - fewer
                     if stages < 2:  # --fewer-stages past what the tile has
                         continue
-                    cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split,  # ragged M as the heuristic runs it
-                                     a_box_rows=cute_gemm.heuristics.a_box_rows(m, bm) if cluster == (1, 1) else None,
-                                     shift_last_m_tile=cute_gemm.heuristics.shifts_last_m_tile(m, bm, split))
+                    cfg = cute_gemm.heuristics.fit_rows(  # ragged M as the heuristic runs it
+                        GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split), m)
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
