@@ -274,8 +274,8 @@ def _rule_k_blocks(k: int, variant: Variant) -> int | None:
 
 
 def _takes_256_rows(variant: Variant) -> bool:
-    """Whether the variant has 256-row tiles at all (not with per-row B scales or an M-major A)."""
-    return variant.b_scale_rows != 1 and variant.a_major != "mn"
+    """Whether the variant has 256-row tiles at all (not with per-row B scales)."""
+    return variant.b_scale_rows != 1
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,7 @@ BF16_BLOCK_N_MULTIPLE = 64
 """BF16 tiles the heuristic offers: BLOCK_N a multiple of 64 elements, except with an M-major A
 and a K-major B (TT). An N-major B tile gets the 128-byte swizzle only then (narrower ones made TN
 1.5x slower at 4096x2112x7168); with a K-major A, 256x128 / 128x192 ran 4-10% above 256x112,
-256x96 and 128x160; TT, limited to 128-row tiles, runs best at 128x160 (H200, docs/notes.md)."""
+256x96 and 128x160; TT runs best at 128x160, 256x112 or 256x96 by shape (H200, docs/notes.md)."""
 
 
 BF16_MIN_BLOCK_N = 48

@@ -313,8 +313,6 @@ class Fp8GemmSm90:
         # NOTES: Hopper's WGMMA transposes operands read from shared memory for 16-bit types only.
         if (a_major, b_major) != ("k", "k") and ab_dtype != "bf16":
             raise ValueError("FP8 operands must be K-major (WGMMA reads FP8 K-major only)")
-        if a_major == "mn" and block_m > tiles.WAVE_BLOCK_M:
-            raise ValueError(f"an M-major A needs block_m <= {tiles.WAVE_BLOCK_M}, got {block_m}")
         self.a_mn_major, self.b_mn_major = a_major == "mn", b_major == "mn"
         tiles.check_tile(block_m, block_n, b_scale_rows)
         if (cluster_m, cluster_n) not in ((1, 1), (2, 1), (1, 2)):
