@@ -84,7 +84,7 @@ CONFIGS += [
     GemmConfig(bm, bn, max_stages(bm, bn, **BF16), **BF16, a_major=a_major, b_major=b_major)
     for bm, bn in ((128, 128), (128, 112), (64, 48), (256, 128))
     for a_major, b_major in (("k", "mn"), ("mn", "k"), ("mn", "mn"))
-] + [GemmConfig(256, 96, max_stages(256, 96, **BF16), **BF16, a_major="mn", b_major="k")]  # TT's 256-row pick
+]
 CONFIGS = list(dict.fromkeys(CONFIGS))  # each configuration compiled once, whichever list offers it
 
 
