@@ -320,8 +320,7 @@ kernel's WGMMAs (remark C7514, a full wait after each; ``tests/test_compile.py``
 
 
 def _legal(block_m: int, block_n: int, variant: Variant) -> bool:
-    bf16 = variant.ab_dtype == "bf16"
-    if bf16 and (block_n % BF16_BLOCK_N_MULTIPLE or block_n < BF16_MIN_BLOCK_N):
+    if variant.ab_dtype == "bf16" and (block_n % BF16_BLOCK_N_MULTIPLE or block_n < BF16_MIN_BLOCK_N):
         return False
     try:
         check_tile(block_m, block_n, variant.b_scale_rows)
