@@ -11,8 +11,10 @@ loads and the B-scale split dispatch, counted in K blocks). The efficiencies and
 (docs/notes.md; ``tools/sweep.py``): 128x128 (lagged promotion) and 128x160 run fastest per FLOP,
 256x128 4% and 128x112 10% slower once the 256-row tile's smaller fixed cost is counted; at small M
 the extra parallelism of narrow tiles wins.
-Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. No cluster by default
-(2-CTA multicast measured within noise on these shapes).
+Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. 256-row tiles that
+promote in place run in 1x2 clusters sharing A by TMA multicast from 32 K blocks on
+(:func:`multicasts_a`, modelled :data:`A_MULTICAST_GAIN` faster); no other tile takes a cluster
+(2-CTA multicast measured within noise or slower on them).
 
 Split-K (:data:`SPLIT_K`): when even one wave of tiles leaves SMs idle, a tile may be split along K
 over a cluster of 2 CTAs (partials summed through distributed shared memory), modelled as the same
@@ -359,6 +361,8 @@ def candidates(
                 continue
             if extra_wide:
                 efficiency /= EXTRA_64_ROW_WIDE_PRICE
+            if dense and multicasts_a(bm, block_n, m, k, variant):
+                efficiency *= A_MULTICAST_GAIN
             num_tiles = num_groups * ceil_div(m, bm) * ceil_div(n, block_n)
             splits = (1,)
             if (split_k_allowed and not extra_wide
@@ -380,6 +384,33 @@ def _split_k_fits(block_m: int, block_n: int, num_tiles: int, num_k_blocks: int,
             and split_k_divides_tile(block_m, block_n, SPLIT_K)
             and num_tiles * SPLIT_K <= num_sms
             and SPLIT_K_MIN_K_BLOCKS <= ceil_div(num_k_blocks, SPLIT_K) <= SPLIT_K_MAX_K_BLOCKS)
+
+
+A_MULTICAST_MIN_K_BLOCKS = 32
+"""Fewest K blocks for which a 256-row tile that promotes in place takes a 1x2 cluster
+(:func:`multicasts_a`): measured at K = 7168 and 16384 only."""
+A_MULTICAST_GAIN = 1.02
+"""Rate of such a tile with the cluster over its :data:`EFFICIENCY` without one (H200, same
+process, two rounds, N and K compiled in, TFLOPS): 256x128 at 4096x7168x16384 1462 -> 1486-1488,
+8192x7168x16384 1432 -> 1469, 2048x7168x16384 1330 -> 1342; 256x112 at 512x7168x16384 1266 ->
+1289; at 4096x4096x7168 256x128 with it ran 1431 against 128x128's 1402-1406
+(``sweep-h200-2026-11-30-clusters.json``)."""
+
+
+def multicasts_a(block_m: int, block_n: int, m: int, k: int, variant: Variant = INFERENCE, split_k: int = 1) -> bool:
+    """Whether a dense tile runs in a 1x2 cluster whose two CTAs (neighbours along N) share each A
+    tile through a TMA multicast: 256-row FP8 inference tiles that promote in place, unsplit, from
+    :data:`A_MULTICAST_MIN_K_BLOCKS` K blocks on, where the last M tile need not move up (a
+    cluster takes whole tiles).
+
+    NOTES: such a tile reads 256 rows of A per K block for 112-128 columns of B; with the pair
+    sharing A, a CTA pulls 25% less from L2 per K block. On 128-row tiles and at small M the
+    cluster was within noise or slower (128x4096x7168 128x32 11.6 -> 14.2 us; docs/notes.md).
+    """
+    return (block_m == 256 and variant == INFERENCE and split_k == 1
+            and ceil_div(k, block_k(variant.ab_dtype)) >= A_MULTICAST_MIN_K_BLOCKS
+            and not lagged_promotion(block_m, block_n, choose_stages(block_m, block_n, k, variant))
+            and not shifts_last_m_tile(m, block_m))
 
 
 def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:
@@ -461,6 +492,8 @@ def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFER
     config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8, dense=True)[0], k, variant)
     if compiles_shape_in(config):
         config = config._replace(static_nk=(n, k))
+    if multicasts_a(config.block_m, config.block_n, m, k, variant, config.split_k):
+        config = config._replace(cluster_n=2)
     config = fit_rows(config, m, variant)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)

@@ -128,13 +128,23 @@ def test_a_box_smaller_than_m_is_refused():
 
 
 @pytest.mark.parametrize("cluster", [(2, 1), (1, 2)])
-@pytest.mark.parametrize("block_m,block_n", [(128, 128), (64, 112), (128, 160)])
+@pytest.mark.parametrize("block_m,block_n", [(128, 128), (64, 112), (128, 160), (256, 128)])
 def test_clusters_with_odd_edges(block_m, block_n, cluster):
     # Odd numbers of M and N blocks: one CTA of an edge cluster computes a tile past the matrix.
     p = make_fp8_gemm_problem(5 * block_m - 3, 7 * block_n - 8, 1008, scale_spread=2.0)
     config = GemmConfig(block_m, block_n, max_stages(block_m, block_n), *cluster)
     cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=config)
     check(p, p.d)
+
+
+@pytest.mark.parametrize("m,n,k", [(1024, 4200, 4100), (512, 8192, 8192), (1024, 7168, 4096)])
+def test_heuristic_a_multicast(m, n, k):
+    # The heuristic's 1x2 clusters on 256-row tiles: an odd count of N tiles (the last cluster's
+    # second CTA has none), K and N tails compiled in, 256x112.
+    config = heuristics.choose_config(m, n, k, 132)
+    assert config.cluster_n == 2 and config.block_m == 256, config.describe()
+    p = make_fp8_gemm_problem(m, n, k, scale_spread=2.0)
+    check_rows_past_m_untouched(p, config, 64)
 
 
 @pytest.mark.parametrize("m,n,k", [(4096, 7168, 2048), (129, 2112, 7168), (1, 576, 128)])

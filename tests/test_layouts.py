@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cute_gemm import heuristics
-from cute_gemm.jit import GemmConfig
+from cute_gemm.jit import GemmConfig, Variant
 from cute_gemm.kernels.fp8_gemm_sm90 import (
     A_BOX_ROWS,
     ELECTED_RELEASE_MIN_BLOCK_N,
@@ -225,6 +225,10 @@ def modelled_cost(c, k, m=None):
     efficiency = heuristics.EFFICIENCY[c.block_m][c.block_n]
     if m is not None and 64 < m <= heuristics.SPLIT_K_MAX_M and c.block_m == 64 and c.block_n > 64:
         efficiency /= heuristics.EXTRA_64_ROW_WIDE_PRICE  # two 64-row tiles wider than 64
+    in_place_256 = c.block_m == 256 and c.block_n >= 112 and c.split_k == 1
+    if (m is not None and in_place_256 and ceil_div(k, 128) >= heuristics.A_MULTICAST_MIN_K_BLOCKS
+            and not (m > 256 and m % 256)):
+        efficiency *= heuristics.A_MULTICAST_GAIN  # a 1x2 cluster shares A (whole tiles only)
     cost = c.waves * k_blocks * c.block_m * c.block_n / efficiency
     if m is not None:
         past = max(0, rows_past_m(m, c.block_m, c.split_k) - heuristics.ROWS_PAST_M_FREE)
@@ -324,6 +328,27 @@ def test_choice_within_2_percent_of_measured_best(shape):
     chosen.sort(key=lambda r: r["stages"] != config.stages)  # the chosen stages, where measured
     best = max(r["tflops"] for r in rows)
     assert chosen[0]["tflops"] >= 0.98 * best, (shape, config.describe(), chosen[0]["tflops"], best)
+
+
+@pytest.mark.parametrize("m,n,k,cluster_n", [
+    (4096, 7168, 16384, 2), (4096, 4096, 7168, 2), (512, 8192, 8192, 2), (1024, 7168, 4096, 2),
+    (1024, 4200, 4100, 2),  # 33 N tiles: the last cluster's second CTA has no tile
+    (4097, 7168, 16384, 1),  # the last M tile moves up: no cluster
+    (4096, 7168, 2048, 1),  # 16 K blocks: 128x128, no cluster
+    (4096, 2112, 7168, 1),  # 256x96 promotes lagged: no cluster
+])
+def test_a_multicast_rule(m, n, k, cluster_n):
+    """256-row FP8 tiles that promote in place take a 1x2 cluster sharing A (whole tiles, >= 32 K
+    blocks); the others none. Grouped, training and BF16 configurations never do."""
+    config = heuristics.choose_config(m, n, k, 132)
+    assert (config.cluster_m, config.cluster_n) == (1, cluster_n), config.describe()
+    assert (cluster_n == 2) == heuristics.multicasts_a(config.block_m, config.block_n, m, k)
+    if cluster_n == 2:
+        assert config.block_m == 256 and config.static_nk == (n, k) and not config.shift_last_m_tile
+    for variant in (Variant(1, "fp32", True), Variant(ab_dtype="bf16")):
+        assert heuristics.choose_config(m, n, k, 132, variant).cluster_n == 1
+    grouped = heuristics.choose_grouped_config(GemmKind.M_GROUPED_CONTIGUOUS, m, 4, n, k, 132)
+    assert grouped.cluster_n == 1
 
 
 RAGGED_TILES = json.loads((_RESULTS / "sweep-h200-2026-11-30-ragged-m.json").read_text())["rows"]
