@@ -399,18 +399,24 @@ process, two rounds, N and K compiled in, TFLOPS): 256x128 at 4096x7168x16384 14
 
 def multicasts_a(block_m: int, block_n: int, m: int, k: int, variant: Variant = INFERENCE, split_k: int = 1) -> bool:
     """Whether a dense tile runs in a 1x2 cluster whose two CTAs (neighbours along N) share each A
-    tile through a TMA multicast: 256-row FP8 inference tiles that promote in place, unsplit, from
-    :data:`A_MULTICAST_MIN_K_BLOCKS` K blocks on, where the last M tile need not move up (a
-    cluster takes whole tiles).
+    tile through a TMA multicast: 256-row tiles of FP8 inference that promote in place, or of BF16
+    with a bf16 output (either major), unsplit, from :data:`A_MULTICAST_MIN_K_BLOCKS` K blocks on,
+    where the last M tile need not move up (a cluster takes whole tiles).
 
     NOTES: such a tile reads 256 rows of A per K block for 112-128 columns of B; with the pair
-    sharing A, a CTA pulls 25% less from L2 per K block. On 128-row tiles and at small M the
-    cluster was within noise or slower (128x4096x7168 128x32 11.6 -> 14.2 us; docs/notes.md).
+    sharing A, a CTA pulls 25% less from L2 per K block. BF16 256x128 with it (H200, same process,
+    NT and TN alike): 8192^3 779 -> 798-801 TFLOPS, 4096x7168x16384 791-795 -> 809-814,
+    4096x7168x2048 743 -> 752-756. On 128-row tiles and at small M the cluster was within noise or
+    slower (128x4096x7168 128x32 11.6 -> 14.2 us; docs/notes.md).
     """
-    return (block_m == 256 and variant == INFERENCE and split_k == 1
+    if variant.ab_dtype == "bf16":
+        takes = variant.out_dtype == "bf16" and not variant.accumulate
+    else:
+        takes = variant == INFERENCE and not lagged_promotion(
+            block_m, block_n, choose_stages(block_m, block_n, k, variant))
+    return (takes and block_m == 256 and split_k == 1
             and ceil_div(k, block_k(variant.ab_dtype)) >= A_MULTICAST_MIN_K_BLOCKS
-            and not lagged_promotion(block_m, block_n, choose_stages(block_m, block_n, k, variant))
-            and not shifts_last_m_tile(m, block_m))
+            and not shifts_last_m_tile(m, block_m, split_k, variant))
 
 
 def _config(best: TileChoice, k: int, variant: Variant, **fields) -> GemmConfig:

@@ -7,6 +7,7 @@ fp32 out with 128x128 B scales; and the k-grouped kind. Split-K: every tile up t
 epilogue pieces a split of 2, 3 or 4 divides (the heuristic offers 2), and the training variant split.
 """
 
+import itertools
 import re
 
 import pytest
@@ -84,6 +85,9 @@ CONFIGS += [
     GemmConfig(bm, bn, max_stages(bm, bn, **BF16), **BF16, a_major=a_major, b_major=b_major)
     for bm, bn in ((128, 128), (128, 112), (64, 48), (256, 128))
     for a_major, b_major in (("k", "mn"), ("mn", "k"), ("mn", "mn"))
+] + [  # the heuristic's 256-row BF16 tiles: a 1x2 cluster multicasting A, in every layout
+    heuristics.choose_config(8192, 8192, 8192, 132, Variant(ab_dtype="bf16", a_major=a_major, b_major=b_major))
+    for a_major, b_major in itertools.product(("k", "mn"), repeat=2)
 ]
 CONFIGS = list(dict.fromkeys(CONFIGS))  # each configuration compiled once, whichever list offers it
 

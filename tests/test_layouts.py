@@ -339,14 +339,19 @@ def test_choice_within_2_percent_of_measured_best(shape):
 ])
 def test_a_multicast_rule(m, n, k, cluster_n):
     """256-row FP8 tiles that promote in place take a 1x2 cluster sharing A (whole tiles, >= 32 K
-    blocks); the others none. Grouped, training and BF16 configurations never do."""
+    blocks); the others none. Grouped and training configurations never do; BF16 256-row tiles
+    with a bf16 output do, in every layout (64-deep K blocks: >= 2048)."""
     config = heuristics.choose_config(m, n, k, 132)
     assert (config.cluster_m, config.cluster_n) == (1, cluster_n), config.describe()
     assert (cluster_n == 2) == heuristics.multicasts_a(config.block_m, config.block_n, m, k)
     if cluster_n == 2:
         assert config.block_m == 256 and config.static_nk == (n, k) and not config.shift_last_m_tile
-    for variant in (Variant(1, "fp32", True), Variant(ab_dtype="bf16")):
-        assert heuristics.choose_config(m, n, k, 132, variant).cluster_n == 1
+    assert heuristics.choose_config(m, n, k, 132, Variant(1, "fp32", True)).cluster_n == 1
+    for a_major, b_major in itertools.product(("k", "mn"), repeat=2):
+        bf16 = heuristics.choose_config(m, n, k, 132, Variant(ab_dtype="bf16", a_major=a_major, b_major=b_major))
+        whole_tiles = m <= 256 or m % 256 == 0
+        assert (bf16.cluster_n == 2) == (bf16.block_m == 256 and k >= 2048 and whole_tiles), bf16.describe()
+        assert heuristics.choose_config(m, n, k, 132, bf16.variant._replace(out_dtype="fp32", accumulate=True)).cluster_n == 1
     grouped = heuristics.choose_grouped_config(GemmKind.M_GROUPED_CONTIGUOUS, m, 4, n, k, 132)
     assert grouped.cluster_n == 1
 
