@@ -11,10 +11,10 @@ loads and the B-scale split dispatch, counted in K blocks). The efficiencies and
 (docs/notes.md; ``tools/sweep.py``): 128x128 (lagged promotion) and 128x160 run fastest per FLOP,
 256x128 4% and 128x112 10% slower once the 256-row tile's smaller fixed cost is counted; at small M
 the extra parallelism of narrow tiles wins.
-Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. 256-row tiles that
-promote in place run in 1x2 clusters sharing A by TMA multicast from 32 K blocks on
-(:func:`multicasts_a`, modelled :data:`A_MULTICAST_GAIN` faster); no other tile takes a cluster
-(2-CTA multicast measured within noise or slower on them).
+Ties go to the wider tile, then the taller. Stages: :func:`choose_stages`. 256-row FP8 tiles that
+promote in place, and 256-row BF16 tiles, run in 1x2 clusters sharing A by TMA multicast from 32 K
+blocks on (:func:`multicasts_a`, modelled :data:`A_MULTICAST_GAIN` faster); no other tile takes a
+cluster (2-CTA multicast measured within noise or slower on them).
 
 Split-K (:data:`SPLIT_K`): when even one wave of tiles leaves SMs idle, a tile may be split along K
 over a cluster of 2 CTAs (partials summed through distributed shared memory), modelled as the same
