@@ -581,6 +581,8 @@ def _explanation(m: int, n: int, k: int, num_sms: int, config: GemmConfig) -> st
             f"  {c.block_m}x{c.block_n:<4d} {c.num_tiles:6d} {c.waves:6d} {c.last_wave_tiles:16d}"
             f"  {c.efficiency:10.3f}  {promotion:>9s}  {c.rows_past_m:6d}  {c.cost / best:8.3f}{split}{mark}"
         )
+    if multicasts_a(config.block_m, config.block_n, m, k, config.variant, config.split_k):
+        lines.append(f"  (256-row tiles run in 1x2 clusters sharing A by TMA multicast: efficiency x {A_MULTICAST_GAIN})")
     k_blocks = _rule_k_blocks(k, config.variant)
     if _takes_256_rows(config.variant) and block_m_candidates(m, k_blocks) != block_m_candidates(m):
         lines.append(f"  (no 256-row tiles: {k_blocks} K blocks, < BLOCK_M_256_MIN_K_BLOCKS)")

@@ -483,6 +483,11 @@ def test_explain_names_the_choice(m, n, k):
     assert chosen_lines[0].split()[0] == f"{config.block_m}x{config.block_n}"
 
 
+def test_explain_names_the_a_multicast():
+    assert "1x2 clusters sharing A" in heuristics.explain(4096, 7168, 16384, 132)
+    assert "1x2 clusters sharing A" not in heuristics.explain(4096, 7168, 2048, 132)
+
+
 def test_explain_says_why_no_256_row_tiles_at_short_k():
     # K = 512 is 4 K blocks: 256-row tiles are not tried (BLOCK_M_256_MIN_K_BLOCKS), and the
     # explanation says so where they otherwise would be.
