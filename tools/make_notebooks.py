@@ -706,7 +706,8 @@ TILE_CHANGES = [
       store (a ring of pieces is used instead), which the library found slower at short K.
     - **Clusters** halve the L2 traffic of the shared operand; at this shape the B loads are mostly
       reused from L2 already, so expect little change (the library measured clusters within noise
-      on the DeepSeek shapes).
+      on 128-row tiles). 256-row tiles, which read 256 rows of A per K block, gained about 2% from
+      a 1x2 cluster sharing A at large M, and the heuristic gives them one (`docs/notes.md`).
     """),
 ]
 
