@@ -3,7 +3,8 @@
     python tools/sweep.py --shapes 4096x7168x16384 128x7168x16384 [--block-m 128] [--json out]
     python tools/sweep.py --shapes 64x4096x7168 --split-k 1 2 4   # split-K where the tile allows it
 
-Ragged M runs as the heuristic runs it: the last M tile moved up, an A box of fewer rows for few rows.
+Ragged M runs as the heuristic runs it: the last M tile moved up, an A box of fewer rows for few rows;
+tiles that promote in place get N and K compiled in (``/nk`` in the listing; ``--runtime-nk``: not).
 """
 import argparse, json, sys
 
@@ -28,6 +29,9 @@ def main():
                     help="also time each tile with this many stages fewer than fit (frees smem for the epilogue)")
     ap.add_argument("--split-k", type=int, nargs="*", default=[1],
                     help="also time each tile split along K over this many CTAs (where it divides the pieces)")
+    ap.add_argument("--runtime-nk", action="store_true",
+                    help="keep N and K run-time arguments (by default tiles that promote in place get them "
+                         "compiled in, as the heuristic builds them)")
     ap.add_argument("--json")
     args = ap.parse_args()
     rows = []
@@ -50,12 +54,15 @@ def main():
                         continue
                     cfg = cute_gemm.heuristics.fit_rows(  # ragged M as the heuristic runs it
                         GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split), m)
+                    if not args.runtime_nk and cute_gemm.heuristics.compiles_shape_in(cfg):
+                        cfg = cfg._replace(static_nk=(n, k))
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
-                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "stages": cfg.stages, "group": g, "cluster": cluster, "split_k": split, "us": us, "tflops": tf,
+                    rows.append({"m": m, "n": n, "k": k, "block_m": bm, "block_n": bn, "stages": cfg.stages, "group": g, "cluster": cluster, "split_k": split, "static_nk": cfg.static_nk is not None, "us": us, "tflops": tf,
                                  "gbps": (m * k + n * k + 2 * m * n) / us / 1e3})
-                    line.append((tf, f"{bm}x{bn}/s{cfg.stages}/g{g}/c{cluster[0]}x{cluster[1]}/k{split}"))
+                    nk = "/nk" if cfg.static_nk else ""
+                    line.append((tf, f"{bm}x{bn}/s{cfg.stages}/g{g}/c{cluster[0]}x{cluster[1]}/k{split}{nk}"))
         line.sort(reverse=True)
         from cute_gemm import peers
         (a_pt, sa), (b_pt, sb) = peers.per_tensor_cast(p.x), peers.per_tensor_cast(p.y)
