@@ -466,6 +466,14 @@ def fit_rows(config: GemmConfig, m: int, variant: Variant = INFERENCE) -> GemmCo
     )
 
 
+def fit_problem(config: GemmConfig, m: int, n: int, k: int, variant: Variant = INFERENCE) -> GemmConfig:
+    """``config`` set up for a dense ``m x n x k`` problem as :func:`choose_config` runs it: N and K
+    compiled in where :func:`compiles_shape_in`, then :func:`fit_rows`."""
+    if compiles_shape_in(config):
+        config = config._replace(static_nk=(n, k))
+    return fit_rows(config, m, variant)
+
+
 def rows_past_m(m: int, block_m: int, split_k: int = 1, variant: Variant = INFERENCE) -> int:
     """Rows of a dense problem's last M tile's A box past row ``m``: the box is BLOCK_M rows, or
     :func:`a_box_rows` for few rows; the last tile moves up to end near row ``m`` where
@@ -496,11 +504,9 @@ def choose_config(m: int, n: int, k: int, num_sms: int, variant: Variant = INFER
     """The configuration :func:`cute_gemm.fp8_gemm_nt` runs for an ``m x n x k`` problem."""
     dense_fp8 = variant.ab_dtype == "fp8"
     config = _config(candidates(m, n, k, num_sms, variant=variant, split_k_allowed=dense_fp8, dense=True)[0], k, variant)
-    if compiles_shape_in(config):
-        config = config._replace(static_nk=(n, k))
     if multicasts_a(config.block_m, config.block_n, m, k, variant, config.split_k):
         config = config._replace(cluster_n=2)
-    config = fit_rows(config, m, variant)
+    config = fit_problem(config, m, n, k, variant)
     if os.environ.get("CUTE_GEMM_PRINT_CONFIGS", "0") not in ("", "0"):
         print(_explanation(m, n, k, num_sms, config), file=sys.stderr)  # once per shape (cached)
     return config

@@ -52,10 +52,11 @@ def main():
                     stages = max_stages(bm, bn, split_k=split) - fewer
                     if stages < 2:  # --fewer-stages past what the tile has
                         continue
-                    cfg = cute_gemm.heuristics.fit_rows(  # ragged M as the heuristic runs it
-                        GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split), m)
-                    if not args.runtime_nk and cute_gemm.heuristics.compiles_shape_in(cfg):
-                        cfg = cfg._replace(static_nk=(n, k))
+                    cfg = GemmConfig(bm, bn, stages, cluster[0], cluster[1], g, split_k=split)
+                    if args.runtime_nk:  # ragged M as the heuristic runs it
+                        cfg = cute_gemm.heuristics.fit_rows(cfg, m)
+                    else:  # and N and K compiled in where it would
+                        cfg = cute_gemm.heuristics.fit_problem(cfg, m, n, k)
                     fn = lambda: cute_gemm.fp8_gemm_nt((p.a, p.sfa), (p.b, p.sfb), p.d, config=cfg)
                     us = time_cuda(fn, iters=20)
                     tf = 2 * m * n * k / us / 1e6
